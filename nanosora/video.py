@@ -206,7 +206,8 @@ def read(path: str | os.PathLike, max_frames: int | None = None) -> Video:
         raise
     except (av.FFmpegError, OSError, ValueError, EOFError) as e:
         if not frames:  # a truncated tail still yields the frames before it
-            raise VideoError(f"{path}: {problem} ({type(e).__name__}: {e})") from None
+            why = getattr(e, "strerror", None) or str(e)
+            raise VideoError(f"{path}: {problem} ({why})") from None
     if not frames:
         raise VideoError(f"{path}: {problem} (no frames could be decoded)")
     fps = float(rate) if rate else 8.0

@@ -110,6 +110,9 @@ def motion_phrase(motion: str, rng: np.random.Generator | None, p: float = 0.0) 
     if motion.startswith("moves"):
         d = motion.split()[1]
         template = str(rng.choice(MOTION_WORDS["moves {d}"]))
-        dword = d if d in ("left", "right") or rng.random() < 0.5 else DIRECTION_WORDS[d][0]
-        return template.replace("{d}", ("to the " if rng.random() < 0.4 else "") + dword)
+        if d in ("left", "right"):
+            dword = ("to the " if rng.random() < 0.4 else "") + d
+        else:
+            dword = d if rng.random() < 0.5 else DIRECTION_WORDS[d][0]
+        return template.replace("{d}", dword)
     return str(rng.choice(MOTION_WORDS.get(motion, [motion])))

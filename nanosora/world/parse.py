@@ -71,9 +71,11 @@ _SIZES = "|".join(spec.SIZES)
 _MOTIONS = "|".join(re.escape(m) for m in spec.MOTIONS)
 _OBJECT = re.compile(
     rf"^(?:a|an|the|one)\s+(?:({_SIZES})\s+)?({_COLOURS})\s+(?:({_SIZES})\s+)?({_SHAPES})"
-    rf"(?:\s+(?:that|which|who)?\s*({_MOTIONS}))?\s*$"
+    rf"(?:\s*,?\s+(?:that|which|who)?\s*({_MOTIONS}))?\s*$"
 )
-_RELATION = re.compile(r"\s+(collides with|passes behind|passes in front of)\s+(?=(?:a|an|the)\s)")
+_RELATION = re.compile(
+    r",?\s+(?:and\s+)?(collides with|passes behind|passes in front of)\s+(?=(?:a|an|the)\s)"
+)
 _CAMERA = re.compile(
     r",?\s*(?:and|while|as)?\s*(?:the\s+)?camera\s+(?:pans|panning|moves|moving|sweeps|tracks)"
     r"\s+(?:to\s+the\s+)?(left|right)\b"

@@ -75,7 +75,10 @@ def place_collision(
         tc = rng.uniform(0.2, 0.5) * min(seconds, 2.0)  # touch within the shot
         gap = half_extents(left, aspect)[1] + half_extents(right, aspect)[0]
         right.x, right.y = left.x + gap + 2 * spec.LINEAR_SPEED * tc, left.y
-        if all(in_view(o, objects, camera, aspect, seconds) and apart(o, avoid, aspect) for o in (a, b)):
+        until = tc + spec.COLLISION_AFTER  # in view until they have touched and parted
+        if all(
+            in_view(o, objects, camera, aspect, seconds, until) and apart(o, avoid, aspect) for o in (a, b)
+        ):
             return
     raise PlacementError(f"cannot fit a {a.size} {a.shape} and a {b.size} {b.shape} collision")
 

@@ -178,9 +178,12 @@ def shot_bounds(scene: Scene, seconds: float) -> list[tuple[float, float]]:
     return bounds
 
 
-def in_view(obj: Obj, objects: list[Obj], camera: str | None, aspect: float, seconds: float) -> bool:
-    """True when the object stays fully inside the frame for its first IN_VIEW_SECONDS."""
-    t = np.linspace(0, min(seconds, spec.IN_VIEW_SECONDS), 33)
+def in_view(
+    obj: Obj, objects: list[Obj], camera: str | None, aspect: float, seconds: float,
+    until: float = spec.IN_VIEW_SECONDS,
+) -> bool:
+    """True when the object stays fully inside the frame for its first `until` seconds."""
+    t = np.linspace(0, min(seconds, until), 33)
     tr = object_track(obj, t, aspect, objects)
     left, right, top, bottom = half_extents(obj, aspect)
     sx = tr.x - camera_offset(camera, t)

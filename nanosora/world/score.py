@@ -31,12 +31,18 @@ class Check:
     passed: bool
     detail: str
 
+    def __post_init__(self):
+        self.passed = bool(self.passed)  # NumPy bools do not serialise to JSON
+
 
 @dataclass
 class ObjectVerdict:
     object: str
     passed: bool
     checks: list[Check] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.passed = bool(self.passed)
 
 
 @dataclass
@@ -200,7 +206,7 @@ def score(frames: np.ndarray, fps: float, prompt: str | PromptSpec) -> Verdict:
         "no unnamed colour" if not extra_found else f"unnamed colours present: {', '.join(sorted(set(extra_found)))}",
     )
     passed = bg_check.passed and extras.passed and all(v.passed for v in verdicts)
-    return Verdict(ps.text, passed, bg_check, verdicts, extras, len(ps.shots))
+    return Verdict(ps.text, bool(passed), bg_check, verdicts, extras, len(ps.shots))
 
 
 def _score_shot(
@@ -215,6 +221,8 @@ def _score_shot(
         motion = o.resolved_motion
         limited = motion.startswith("moves") or motion == "collides" or shot.camera is not None
         win = t <= spec.IN_VIEW_SECONDS + 1e-9 if limited else np.ones(n, bool)
+        if motion == "collides" and o.partner is not None:
+            win &= t <= _contact_time(st, stats[shot.objects[o.partner].colour], t) + spec.COLLISION_AFTER
         overlap = _occluded(o, shot, stats)
         excused = overlap & ~st.present
         seen = (st.present | excused) & win
@@ -239,6 +247,15 @@ def _score_shot(
         checks.append(_persistence_check(st, win, overlap, clear, motion))
         out.append(ObjectVerdict(o.name(), all(c.passed for c in checks), checks))
     return out
+
+
+def _contact_time(a: _Stats, b: _Stats, t: np.ndarray) -> float:
+    """When two colliding objects are closest (they touch), from their centroids."""
+    both = a.present & b.present
+    if not both.any():
+        return float(t[-1])
+    d = np.hypot(a.cx - b.cx, a.cy - b.cy)
+    return float(t[both][np.argmin(d[both])])
 
 
 def _occluded(o: ObjectSpec, shot: ShotSpec, stats: dict[str, _Stats]) -> np.ndarray:
@@ -352,15 +369,20 @@ def _motion_check(
                 break
             descent.append(i)
         drop = float(y[descent[-1]] - y[i0])
-        drift = float(np.max(np.abs(x[idx] - x[i0])))
+        # Drift from the medians of each half: robust to a few frames where another object
+        # hides part of it and shifts its centroid.
+        half = len(idx) // 2
+        drift = float(abs(np.median(x[idx[half:]]) - np.median(x[idx[: max(1, half)]])))
         need = min(0.25, 0.25 * spec.FALL_ACCEL * dur**2)
         ok = drop >= need and drift < 0.08
         detail = f"dropped {drop:.3f} (>= {need:.3f}), drift {drift:.3f} (< 0.08)"
-        if len(descent) >= 4:  # a fall accelerates: the second half covers more ground
-            mid = descent[len(descent) // 2]
-            first, second = y[mid] - y[descent[0]], y[descent[-1]] - y[mid]
-            ok = ok and second > first
-            detail += f", accelerating ({first:.3f} then {second:.3f})"
+        if len(descent) >= 4:  # a fall accelerates: faster in the second half of the descent
+            ts = t[descent]
+            mid = descent[int(np.argmin(np.abs(ts - (ts[0] + ts[-1]) / 2)))]
+            v1 = (y[mid] - y[descent[0]]) / max(t[mid] - t[descent[0]], 1e-6)
+            v2 = (y[descent[-1]] - y[mid]) / max(t[descent[-1]] - t[mid], 1e-6)
+            ok = ok and v2 > v1
+            detail += f", speeding up ({v1:.2f} then {v2:.2f} per second)"
         return Check(name, ok, detail)
     if motion == "spins":
         # A turning square's fill ratio swings between 1 and 0.5; a triangle's hardly moves,

@@ -51,6 +51,9 @@ FALL_START_MAX = 0.25  # a falling object starts in the top quarter
 SPIN_DEG_PER_S = 90.0
 GROW_FACTOR, SHRINK_FACTOR, SCALE_SECONDS = 2.0, 0.5, 2.0
 TRAIL_OPACITY = 0.4
+# Extension: colliding objects approach at LINEAR_SPEED and stay in view until this long
+# after they touch (after that they may leave the frame, like any mover after 2 s).
+COLLISION_AFTER = 0.5
 CAMERA_SPEED = 0.2  # of the width per second
 CAMERA_PANS = ("left", "right")
 

@@ -1,0 +1,5 @@
+import sys
+
+from nanosora.cli import main
+
+sys.exit(main())

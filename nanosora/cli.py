@@ -1,0 +1,210 @@
+"""The `nanosora` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from nanosora import __version__
+
+MAX_SECONDS = 60.0
+
+EPILOG = """examples:
+  nanosora world render "a red circle moves right" -o red.mp4
+  nanosora world render "a small blue square bounces on a white background" -o b.gif --width 128
+  nanosora world sample --n 100 -o data/flatland
+  nanosora world score red.mp4 "a red circle moves right"
+"""
+
+
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < v <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"{text} is not valid: use a duration above 0 and at most {MAX_SECONDS:g} seconds")
+    return v
+
+
+def _side(text: str) -> int:
+    from nanosora.world import spec
+
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of pixels") from None
+    try:
+        spec.check_frame_size(v, spec.MIN_SIDE)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).replace("width ", "")) from None
+    return v
+
+
+def _fps(text: str) -> int:
+    from nanosora.world import spec
+
+    try:
+        v = int(text)
+        spec.check_fps(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"fps {text!r} is not valid: use a whole number from {spec.MIN_FPS} to {spec.MAX_FPS}"
+        ) from None
+    return v
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{v} is not valid: use 1 or more")
+    return v
+
+
+def _clip_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--width", type=_side, default=64, help="frame width: a multiple of 16 from 32 to 512 (default 64)")
+    p.add_argument("--height", type=_side, default=64, help="frame height: a multiple of 16 from 32 to 512 (default 64)")
+    p.add_argument("--seconds", type=_seconds, default=2.0, help=f"duration, up to {MAX_SECONDS:g} (default 2)")
+    p.add_argument("--fps", type=_fps, default=8, help="frames per second, 1-30 (default 8)")
+    p.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same clip (default 0)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nanosora",
+        description="nanosora: a Sora-style text-to-video system that runs on a laptop CPU.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"nanosora {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    world = sub.add_parser("world", help="Flatland, the built-in world: render, sample, score")
+    wsub = world.add_subparsers(dest="world_command", metavar="ACTION")
+    wsub.required = True
+
+    r = wsub.add_parser(
+        "render", help="render a clip of a prompt", formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='example:\n  nanosora world render "a red circle moves right and a green square spins" -o out.mp4',
+    )
+    r.add_argument("prompt", help='a Flatland prompt, e.g. "a small blue square bounces on a white background"')
+    r.add_argument("-o", "--output", required=True, help="output: .mp4, .gif, .png (contact sheet) or a folder/ for PNG frames")
+    _clip_options(r)
+    r.set_defaults(func=cmd_world_render)
+
+    s = wsub.add_parser("sample", help="write N random clips plus captions.jsonl (a training set)")
+    s.add_argument("--n", type=_positive_int, required=True, help="how many clips")
+    s.add_argument("-o", "--output", required=True, help="output folder")
+    s.add_argument("--format", choices=["mp4", "gif", "png"], default="mp4", help="clip format (default mp4)")
+    _clip_options(s)
+    s.set_defaults(func=cmd_world_sample)
+
+    sc = wsub.add_parser(
+        "score", help="judge a clip against a prompt (exit 0 pass, 1 fail, 2 bad input)",
+        epilog="Prints the verdict as JSON: every check the scorer made and why it passed or failed.",
+    )
+    sc.add_argument("video", help="a video (.mp4, .gif) or image file")
+    sc.add_argument("prompt", help="the prompt to judge it against")
+    sc.set_defaults(func=cmd_world_score)
+    return parser
+
+
+def _ensure_parent(path: str) -> None:
+    parent = Path(path).parent if not path.endswith("/") else Path(path)
+    if not parent.exists():
+        raise ValueError(f"{path}: folder {parent} does not exist")
+
+
+def cmd_world_render(args: argparse.Namespace) -> int:
+    from nanosora import video
+    from nanosora.world.caption import detailed_caption
+    from nanosora.world.parse import scene_from_prompt
+    from nanosora.world.render import render
+
+    _check_output(args.output)
+    rng = np.random.default_rng(args.seed)
+    scene = scene_from_prompt(args.prompt, rng, aspect=args.width / args.height, seconds=args.seconds)
+    caption = detailed_caption(scene, args.seconds)
+    frames = render(scene, args.width, args.height, args.fps, args.seconds)
+    meta = {
+        "generator": f"nanosora {__version__} world render", "prompt": args.prompt, "caption": caption,
+        "seed": args.seed, "width": args.width, "height": args.height, "fps": args.fps, "seconds": args.seconds,
+    }
+    out = video.write(args.output, frames, args.fps, meta)
+    print(f"caption: {caption}", file=sys.stderr)
+    print(f"wrote {out} ({len(frames)} frames, {args.width}x{args.height}, {args.fps} fps)")
+    return 0
+
+
+def _check_output(path: str) -> None:
+    from nanosora.video import WRITE_EXTS
+
+    p = Path(path)
+    if not (path.endswith("/") or p.is_dir()) and p.suffix.lower() not in WRITE_EXTS:
+        raise ValueError(
+            f"{path}: unknown extension {p.suffix or '(none)'!r}; use {', '.join(WRITE_EXTS)} "
+            "or a folder ending in / for PNG frames"
+        )
+    _ensure_parent(path if not path.endswith("/") else str(p.parent) + "/x")
+
+
+def cmd_world_sample(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from nanosora import video
+    from nanosora.world.caption import detailed_caption, short_prompt
+    from nanosora.world.render import render
+    from nanosora.world.sample import sample_scene
+
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(args.seed)
+    rows = []
+    for i in tqdm(range(args.n), desc="rendering", unit="clip", disable=None):
+        scene = sample_scene(rng, aspect=args.width / args.height, seconds=args.seconds)
+        name = f"clip_{i:05d}.{args.format}"
+        frames = render(scene, args.width, args.height, args.fps, args.seconds)
+        caption = detailed_caption(scene, args.seconds, rng)
+        prompt = short_prompt(scene, rng, p=0.3)
+        video.write(out / name, frames, args.fps, {"caption": caption, "prompt": prompt, "seed": args.seed})
+        rows.append({"file": name, "caption": caption, "prompt": prompt})
+    with video.atomic_path(out / "captions.jsonl") as tmp:
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    print(f"wrote {args.n} clips and captions.jsonl to {out}")
+    return 0
+
+
+def cmd_world_score(args: argparse.Namespace) -> int:
+    from nanosora import video
+    from nanosora.world.score import score
+
+    clip = video.read(args.video)
+    verdict = score(clip.frames, clip.fps, args.prompt)
+    print(json.dumps(verdict.to_dict(), indent=2))
+    print(verdict.explain(), file=sys.stderr)
+    return 0 if verdict.passed else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as e:  # bad input of any kind: a clear message, exit 2
+        print(f"nanosora: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("nanosora: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
