@@ -27,7 +27,9 @@ def _seconds(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     if not 0 < v <= MAX_SECONDS:
-        raise argparse.ArgumentTypeError(f"{text} is not valid: use a duration above 0 and at most {MAX_SECONDS:g} seconds")
+        raise argparse.ArgumentTypeError(
+            f"{text} is not valid: use a duration above 0 and at most {MAX_SECONDS:g} seconds"
+        )
     return v
 
 
@@ -69,11 +71,28 @@ def _positive_int(text: str) -> int:
 
 
 def _clip_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--width", type=_side, default=64, help="frame width: a multiple of 16 from 32 to 512 (default 64)")
-    p.add_argument("--height", type=_side, default=64, help="frame height: a multiple of 16 from 32 to 512 (default 64)")
-    p.add_argument("--seconds", type=_seconds, default=2.0, help=f"duration, up to {MAX_SECONDS:g} (default 2)")
+    p.add_argument(
+        "--width",
+        type=_side,
+        default=64,
+        help="frame width: a multiple of 16 from 32 to 512 (default 64)",
+    )
+    p.add_argument(
+        "--height",
+        type=_side,
+        default=64,
+        help="frame height: a multiple of 16 from 32 to 512 (default 64)",
+    )
+    p.add_argument(
+        "--seconds", type=_seconds, default=2.0, help=f"duration, up to {MAX_SECONDS:g} (default 2)"
+    )
     p.add_argument("--fps", type=_fps, default=8, help="frames per second, 1-30 (default 8)")
-    p.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same clip (default 0)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="random seed: the same seed gives the same clip (default 0)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,11 +111,20 @@ def build_parser() -> argparse.ArgumentParser:
     wsub.required = True
 
     r = wsub.add_parser(
-        "render", help="render a clip of a prompt", formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog='example:\n  nanosora world render "a red circle moves right and a green square spins" -o out.mp4',
+        "render",
+        help="render a clip of a prompt",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='example:\n  nanosora world render "a red circle and a green square spins" -o a.mp4',
     )
-    r.add_argument("prompt", help='a Flatland prompt, e.g. "a small blue square bounces on a white background"')
-    r.add_argument("-o", "--output", required=True, help="output: .mp4, .gif, .png (contact sheet) or a folder/ for PNG frames")
+    r.add_argument(
+        "prompt", help='a Flatland prompt, e.g. "a small blue square bounces on a white background"'
+    )
+    r.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="output: .mp4, .gif, .png (contact sheet) or a folder/ for PNG frames",
+    )
     _clip_options(r)
     r.set_defaults(func=cmd_world_render)
 
@@ -108,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_world_sample)
 
     sc = wsub.add_parser(
-        "score", help="judge a clip against a prompt (exit 0 pass, 1 fail, 2 bad input)",
+        "score",
+        help="judge a clip against a prompt (exit 0 pass, 1 fail, 2 bad input)",
         epilog="Prints the verdict as JSON: every check the scorer made and why it passed or failed.",
     )
     sc.add_argument("video", help="a video (.mp4, .gif) or image file")
@@ -135,8 +164,14 @@ def cmd_world_render(args: argparse.Namespace) -> int:
     caption = detailed_caption(scene, args.seconds)
     frames = render(scene, args.width, args.height, args.fps, args.seconds)
     meta = {
-        "generator": f"nanosora {__version__} world render", "prompt": args.prompt, "caption": caption,
-        "seed": args.seed, "width": args.width, "height": args.height, "fps": args.fps, "seconds": args.seconds,
+        "generator": f"nanosora {__version__} world render",
+        "prompt": args.prompt,
+        "caption": caption,
+        "seed": args.seed,
+        "width": args.width,
+        "height": args.height,
+        "fps": args.fps,
+        "seconds": args.seconds,
     }
     out = video.write(args.output, frames, args.fps, meta)
     print(f"caption: {caption}", file=sys.stderr)

@@ -94,7 +94,10 @@ def write(path: str | os.PathLike, frames: np.ndarray, fps: float, metadata: dic
 
 
 def write_mp4(
-    path: str | os.PathLike, frames: np.ndarray, fps: float, metadata: dict | None = None,
+    path: str | os.PathLike,
+    frames: np.ndarray,
+    fps: float,
+    metadata: dict | None = None,
     crf: int = 12,
 ) -> None:
     """H.264 in yuv420p (plays everywhere, browsers included). Provenance goes in the
@@ -108,18 +111,17 @@ def write_mp4(
     if ph or pw:
         frames = np.pad(frames, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="edge")
     rate = Fraction(fps).limit_denominator(1001)
-    with atomic_path(path) as tmp:
-        with av.open(str(tmp), "w", format="mp4") as out:
-            stream = out.add_stream("libx264", rate=rate)
-            stream.width, stream.height, stream.pix_fmt = w + pw, h + ph, "yuv420p"
-            stream.options = {"crf": str(crf), "preset": "medium"}
-            if metadata:
-                out.metadata["comment"] = json.dumps(metadata, ensure_ascii=False)
-            for f in frames:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                    out.mux(packet)
-            for packet in stream.encode():
+    with atomic_path(path) as tmp, av.open(str(tmp), "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = w + pw, h + ph, "yuv420p"
+        stream.options = {"crf": str(crf), "preset": "medium"}
+        if metadata:
+            out.metadata["comment"] = json.dumps(metadata, ensure_ascii=False)
+        for f in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
                 out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
 
 
 def write_gif(path: str | os.PathLike, frames: np.ndarray, fps: float, metadata: dict | None = None) -> None:
@@ -128,8 +130,14 @@ def write_gif(path: str | os.PathLike, frames: np.ndarray, fps: float, metadata:
     extra = {"comment": json.dumps(metadata, ensure_ascii=False).encode()} if metadata else {}
     with atomic_path(path) as tmp:
         images[0].save(
-            tmp, format="GIF", save_all=True, append_images=images[1:],
-            duration=max(1, round(1000 / fps)), loop=0, optimize=False, **extra,
+            tmp,
+            format="GIF",
+            save_all=True,
+            append_images=images[1:],
+            duration=max(1, round(1000 / fps)),
+            loop=0,
+            optimize=False,
+            **extra,
         )
 
 
@@ -143,7 +151,9 @@ def _png_info(metadata: dict | None) -> PngImagePlugin.PngInfo | None:
 
 def write_png(path: str | os.PathLike, image: np.ndarray, metadata: dict | None = None) -> None:
     with atomic_path(path) as tmp:
-        Image.fromarray(np.asarray(image, dtype=np.uint8)).save(tmp, format="PNG", pnginfo=_png_info(metadata))
+        Image.fromarray(np.asarray(image, dtype=np.uint8)).save(
+            tmp, format="PNG", pnginfo=_png_info(metadata)
+        )
 
 
 def write_png_frames(folder: str | os.PathLike, frames: np.ndarray, metadata: dict | None = None) -> Path:

@@ -54,7 +54,14 @@ def test_bad_input_exits_2_with_a_message(tmp_path, capsys, argv, message):
 
 
 @pytest.mark.parametrize(
-    "flag,value", [("--width", "50"), ("--height", "1024"), ("--fps", "0"), ("--seconds", "-1"), ("--seconds", "61")]
+    "flag,value",
+    [
+        ("--width", "50"),
+        ("--height", "1024"),
+        ("--fps", "0"),
+        ("--seconds", "-1"),
+        ("--seconds", "61"),
+    ],
 )
 def test_bad_options_exit_2(tmp_path, flag, value, capsys):
     with pytest.raises(SystemExit) as e:

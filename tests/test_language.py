@@ -1,6 +1,5 @@
 """Captions, short prompts, paraphrases and the parser agree with each other."""
 
-import numpy as np
 import pytest
 
 from nanosora.world import spec
@@ -17,11 +16,17 @@ def test_parse_the_spec_examples():
     assert (o.size, o.colour, o.shape, o.motion) == ("small", "blue", "square", "bounces")
     p = parse_prompt("a green triangle falls and a yellow circle stays still")
     assert [(o.colour, o.shape, o.motion) for o in p.objects] == [
-        ("green", "triangle", "falls"), ("yellow", "circle", "stays still")]
+        ("green", "triangle", "falls"),
+        ("yellow", "circle", "stays still"),
+    ]
 
 
 def test_paraphrases_parse_to_the_same_scene():
-    for text in ["a crimson ball rolling to the right", "A scarlet disc, moving right.", "a red dot slides right"]:
+    for text in [
+        "a crimson ball rolling to the right",
+        "A scarlet disc, moving right.",
+        "a red dot slides right",
+    ]:
         (o,) = parse_prompt(text).objects
         assert (o.colour, o.shape, o.motion) == ("red", "circle", "moves right"), text
 
@@ -74,7 +79,10 @@ def test_short_prompts_round_trip_through_the_parser(rng):
 
 
 def test_detailed_caption_states_everything(rng):
-    scene = scene_from_prompt("a large red triangle bounces leaving a trail on a gray background, the camera pans left", rng)
+    scene = scene_from_prompt(
+        "a large red triangle bounces leaving a trail on a gray background, the camera pans left",
+        rng,
+    )
     text = detailed_caption(scene)
     for word in ("gray background", "large red triangle", "bounces", "trail", "camera pans left"):
         assert word in text

@@ -49,7 +49,9 @@ def test_fall_accelerates_then_bounces_losing_speed():
     floor = 1 - half_extents(o, 1.0)[3]
     assert y.max() == pytest.approx(floor, abs=1e-3)
     t1 = np.sqrt(2 * (floor - 0.15) / spec.FALL_ACCEL)
-    assert y[np.searchsorted(t, t1 / 2)] == pytest.approx(0.15 + 0.5 * spec.FALL_ACCEL * (t1 / 2) ** 2, abs=1e-3)
+    assert y[np.searchsorted(t, t1 / 2)] == pytest.approx(
+        0.15 + 0.5 * spec.FALL_ACCEL * (t1 / 2) ** 2, abs=1e-3
+    )
     # after the first impact it rises at 70% of the impact speed
     i = np.searchsorted(t, t1) + 5
     v_up = -(y[i + 1] - y[i]) / (t[i + 1] - t[i])

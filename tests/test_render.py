@@ -78,13 +78,19 @@ def test_trail_persists_at_forty_percent():
 
 
 def test_z_order_later_objects_in_front():
-    objs = [Obj("red", "square", "large", x=0.5, y=0.5), Obj("blue", "circle", "small", x=0.5, y=0.5)]
+    objs = [
+        Obj("red", "square", "large", x=0.5, y=0.5),
+        Obj("blue", "circle", "small", x=0.5, y=0.5),
+    ]
     v = render(Scene([Shot(objs)]), 64, 64, 8, 0.5)
     assert tuple(v[0, 32, 32]) == spec.COLOURS["blue"]
 
 
 def test_multi_shot_cut():
-    shots = [Shot([Obj("red", "circle", x=0.25, y=0.5)], seconds=1.0), Shot([Obj("red", "circle", x=0.75, y=0.5)])]
+    shots = [
+        Shot([Obj("red", "circle", x=0.25, y=0.5)], seconds=1.0),
+        Shot([Obj("red", "circle", x=0.75, y=0.5)]),
+    ]
     v = render(Scene(shots), 64, 64, 8, 2.0)
     assert tuple(v[7, 32, 16]) == spec.COLOURS["red"] and tuple(v[8, 32, 48]) == spec.COLOURS["red"]
     assert tuple(v[8, 32, 16]) == (0, 0, 0)

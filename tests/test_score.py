@@ -33,8 +33,14 @@ def test_agreement_on_random_scenes():
         ("a small cyan circle", "a large cyan circle"),
         ("a purple triangle on a white background", "a purple triangle on a gray background"),
         ("a red circle and a blue square", "a red circle"),
-        ("an orange circle moves right leaving a trail", "an orange circle moves right and a red square"),
-        ("a red circle collides with a blue square", "a red circle stays still and a blue square stays still"),
+        (
+            "an orange circle moves right leaving a trail",
+            "an orange circle moves right and a red square",
+        ),
+        (
+            "a red circle collides with a blue square",
+            "a red circle stays still and a blue square stays still",
+        ),
     ],
 )
 def test_each_check_can_fail(prompt, wrong):

@@ -90,7 +90,10 @@ def _object_sentence(o: Obj, objs: list[Obj], rng: np.random.Generator | None, p
 
 
 def detailed_caption(
-    scene: Scene, seconds: float = 2.0, rng: np.random.Generator | None = None, p: float = 0.3,
+    scene: Scene,
+    seconds: float = 2.0,
+    rng: np.random.Generator | None = None,
+    p: float = 0.3,
 ) -> str:
     """Full sentences describing the clip. With `rng`, words are paraphrased with probability p."""
     bounds = shot_bounds(scene, seconds)
@@ -110,7 +113,9 @@ def detailed_caption(
         sentences = [lead] + [_object_sentence(o, shot.objects, rng, p) for o in shot.objects]
         sentences += _events(shot, scene.aspect, dur)
         if shot.camera:
-            sentences.append(f"The camera pans {shot.camera}, so still objects drift {_opposite(shot.camera)}.")
+            sentences.append(
+                f"The camera pans {shot.camera}, so still objects drift {_opposite(shot.camera)}."
+            )
         parts.append(" ".join(sentences))
     return " ".join(parts)
 
@@ -119,7 +124,9 @@ def _opposite(d: str) -> str:
     return {"left": "right", "right": "left"}[d]
 
 
-def _object_phrase(o: Obj, rng: np.random.Generator | None, p: float, with_size: bool, with_motion: bool) -> str:
+def _object_phrase(
+    o: Obj, rng: np.random.Generator | None, p: float, with_size: bool, with_motion: bool
+) -> str:
     colour = paraphrase(o.colour, COLOUR_WORDS, rng, p) if rng else o.colour
     shape = paraphrase(o.shape, SHAPE_WORDS, rng, p) if rng else o.shape
     words = ["a"]
@@ -134,7 +141,10 @@ def _object_phrase(o: Obj, rng: np.random.Generator | None, p: float, with_size:
 
 
 def short_prompt(
-    scene: Scene, rng: np.random.Generator | None = None, p: float = 0.0, seconds: float = 2.0,
+    scene: Scene,
+    rng: np.random.Generator | None = None,
+    p: float = 0.0,
+    seconds: float = 2.0,
 ) -> str:
     """The kind of prompt a person types. With rng: sizes and background are sometimes left
     out (when they are the default) and words paraphrased with probability p."""
@@ -160,6 +170,8 @@ def short_prompt(
     text = ", then cut to ".join(shots)
     if scene.background != spec.DEFAULT_BACKGROUND or (rng is not None and rng.random() < 0.3):
         bg = f" on a {scene.background} background"
-        first_end = len(shots[0]) - (len(f", the camera pans {scene.shots[0].camera}") if scene.shots[0].camera else 0)
+        first_end = len(shots[0]) - (
+            len(f", the camera pans {scene.shots[0].camera}") if scene.shots[0].camera else 0
+        )
         text = text[:first_end] + bg + text[first_end:]
     return text

@@ -12,7 +12,7 @@ and the scorer, which all need to know what a prompt asks for.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -171,7 +171,10 @@ def parse_prompt(text: str) -> PromptSpec:
 
 
 def scene_from_prompt(
-    prompt: str | PromptSpec, rng: np.random.Generator, aspect: float = 1.0, seconds: float = 2.0,
+    prompt: str | PromptSpec,
+    rng: np.random.Generator,
+    aspect: float = 1.0,
+    seconds: float = 2.0,
 ) -> Scene:
     """A concrete scene for a prompt: what it leaves open (size, position, bounce direction)
     is drawn from `rng`, as the spec says."""

@@ -21,8 +21,13 @@ _SQ3 = math.sqrt(3.0)
 
 
 def _coverage(
-    shape: str, cx: np.ndarray, cy: np.ndarray, ext: np.ndarray, angle: np.ndarray,
-    xs: np.ndarray, ys: np.ndarray,
+    shape: str,
+    cx: np.ndarray,
+    cy: np.ndarray,
+    ext: np.ndarray,
+    angle: np.ndarray,
+    xs: np.ndarray,
+    ys: np.ndarray,
 ) -> np.ndarray:
     """Fraction of each pixel covered, (T, H, W) float32. cx, cy, ext, angle: (T,) in pixels
     and degrees; xs: (W,), ys: (H,) pixel-centre coordinates."""
@@ -49,8 +54,15 @@ def _coverage(
 
 
 def _object_coverage(
-    obj: Obj, objects: list[Obj], t: np.ndarray, aspect: float, width: int, height: int,
-    cam_px: np.ndarray, xs: np.ndarray, ys: np.ndarray,
+    obj: Obj,
+    objects: list[Obj],
+    t: np.ndarray,
+    aspect: float,
+    width: int,
+    height: int,
+    cam_px: np.ndarray,
+    xs: np.ndarray,
+    ys: np.ndarray,
 ) -> np.ndarray:
     tr = object_track(obj, t, aspect, objects)
     ext = obj.extent * min(width, height) * tr.scale
@@ -58,8 +70,12 @@ def _object_coverage(
 
 
 def render_chunks(
-    scene: Scene, width: int = spec.DEFAULT_WIDTH, height: int = spec.DEFAULT_HEIGHT,
-    fps: int = spec.DEFAULT_FPS, seconds: float = 2.0, chunk: int = 64,
+    scene: Scene,
+    width: int = spec.DEFAULT_WIDTH,
+    height: int = spec.DEFAULT_HEIGHT,
+    fps: int = spec.DEFAULT_FPS,
+    seconds: float = 2.0,
+    chunk: int = 64,
 ) -> Iterator[np.ndarray]:
     """Yield the clip as uint8 arrays of at most `chunk` frames, (t, H, W, 3). Memory stays
     bounded however long the clip is."""
@@ -90,8 +106,11 @@ def render_chunks(
 
 
 def render(
-    scene: Scene, width: int = spec.DEFAULT_WIDTH, height: int = spec.DEFAULT_HEIGHT,
-    fps: int = spec.DEFAULT_FPS, seconds: float = 2.0,
+    scene: Scene,
+    width: int = spec.DEFAULT_WIDTH,
+    height: int = spec.DEFAULT_HEIGHT,
+    fps: int = spec.DEFAULT_FPS,
+    seconds: float = 2.0,
 ) -> np.ndarray:
     """The whole clip as one uint8 array (T, H, W, 3)."""
     return np.concatenate(list(render_chunks(scene, width, height, fps, seconds)))
@@ -111,8 +130,15 @@ class _Trail:
         self.step = 1 / (4 * fps)
 
     def frames(
-        self, obj: Obj, objects: list[Obj], t: np.ndarray, aspect: float, width: int,
-        height: int, cam_px: np.ndarray, ys: np.ndarray,
+        self,
+        obj: Obj,
+        objects: list[Obj],
+        t: np.ndarray,
+        aspect: float,
+        width: int,
+        height: int,
+        cam_px: np.ndarray,
+        ys: np.ndarray,
     ) -> np.ndarray:
         out = np.empty((len(t), height, width), np.float32)
         for i, ti in enumerate(t):
@@ -137,8 +163,15 @@ class _Trail:
 
 
 def _draw_shot(
-    scene: Scene, k: int, t: np.ndarray, width: int, height: int, bg: np.ndarray,
-    xs: np.ndarray, ys: np.ndarray, trails: dict[tuple[int, int], _Trail],
+    scene: Scene,
+    k: int,
+    t: np.ndarray,
+    width: int,
+    height: int,
+    bg: np.ndarray,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    trails: dict[tuple[int, int], _Trail],
 ) -> np.ndarray:
     shot = scene.shots[k]
     cam_px = camera_offset(shot.camera, t) * width

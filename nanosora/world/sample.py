@@ -49,8 +49,13 @@ def apart(obj: Obj, others: list[Obj], aspect: float, margin: float = 0.02) -> b
 
 
 def place(
-    obj: Obj, objects: list[Obj], camera: str | None, aspect: float, seconds: float,
-    rng: np.random.Generator, avoid: list[Obj] = (),
+    obj: Obj,
+    objects: list[Obj],
+    camera: str | None,
+    aspect: float,
+    seconds: float,
+    rng: np.random.Generator,
+    avoid: list[Obj] = (),
 ) -> None:
     """Give `obj` a random start consistent with its motion (in place), clear of `avoid`."""
     for _ in range(_TRIES):
@@ -65,8 +70,14 @@ def place(
 
 
 def place_collision(
-    a: Obj, b: Obj, objects: list[Obj], camera: str | None, aspect: float, seconds: float,
-    rng: np.random.Generator, avoid: list[Obj] = (),
+    a: Obj,
+    b: Obj,
+    objects: list[Obj],
+    camera: str | None,
+    aspect: float,
+    seconds: float,
+    rng: np.random.Generator,
+    avoid: list[Obj] = (),
 ) -> None:
     """Put a and b on one row, facing each other, touching 20-50% into the shot."""
     for _ in range(_TRIES):
@@ -84,8 +95,14 @@ def place_collision(
 
 
 def place_pass(
-    mover: Obj, still: Obj, objects: list[Obj], camera: str | None, aspect: float,
-    seconds: float, rng: np.random.Generator, avoid: list[Obj] = (),
+    mover: Obj,
+    still: Obj,
+    objects: list[Obj],
+    camera: str | None,
+    aspect: float,
+    seconds: float,
+    rng: np.random.Generator,
+    avoid: list[Obj] = (),
 ) -> None:
     """Put `mover` on a horizontal path that starts clear of `still` and reaches it 5-30%
     into the shot, so that it passes in front of or behind it."""
@@ -112,7 +129,10 @@ def _identities(n: int, rng: np.random.Generator) -> list[tuple[str, str, str]]:
 
 
 def _sample_shot(
-    ids: list[tuple[str, str, str]], aspect: float, seconds: float, rng: np.random.Generator,
+    ids: list[tuple[str, str, str]],
+    aspect: float,
+    seconds: float,
+    rng: np.random.Generator,
     exclude: Exclusions,
 ) -> Shot:
     camera = str(rng.choice(spec.CAMERA_PANS)) if rng.random() < 0.12 else None

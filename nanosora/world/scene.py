@@ -179,7 +179,11 @@ def shot_bounds(scene: Scene, seconds: float) -> list[tuple[float, float]]:
 
 
 def in_view(
-    obj: Obj, objects: list[Obj], camera: str | None, aspect: float, seconds: float,
+    obj: Obj,
+    objects: list[Obj],
+    camera: str | None,
+    aspect: float,
+    seconds: float,
     until: float = spec.IN_VIEW_SECONDS,
 ) -> bool:
     """True when the object stays fully inside the frame for its first `until` seconds."""

@@ -145,7 +145,13 @@ def _measure(frames: np.ndarray, bg: np.ndarray, chunk: int = 32) -> dict[str, _
             st["py"].append((rowmax * ys).sum(1) / np.maximum(rowmax.sum(1), 1e-6))
             anyx, anyy = body.any(1), body.any(2)
             box = np.stack(
-                [anyx.argmax(1), anyy.argmax(1), w - anyx[:, ::-1].argmax(1), h - anyy[:, ::-1].argmax(1)], 1
+                [
+                    anyx.argmax(1),
+                    anyy.argmax(1),
+                    w - anyx[:, ::-1].argmax(1),
+                    h - anyy[:, ::-1].argmax(1),
+                ],
+                1,
             )
             st["box"].append(box)
             st["trail"].append((mine & ~_dilate(body) & (a < _BODY_ALPHA) & (a >= 0.2)).sum((1, 2)))
@@ -181,7 +187,8 @@ def score(frames: np.ndarray, fps: float, prompt: str | PromptSpec) -> Verdict:
     bg_name, bg = estimate_background(frames)
     want_bg = ps.background
     bg_check = Check(
-        "background", want_bg is None or want_bg == bg_name,
+        "background",
+        want_bg is None or want_bg == bg_name,
         f"found {bg_name}" + (f", prompt asks for {want_bg}" if want_bg else " (prompt names none)"),
     )
     stats = _measure(frames, bg)
@@ -189,7 +196,10 @@ def score(frames: np.ndarray, fps: float, prompt: str | PromptSpec) -> Verdict:
     extra_found: list[str] = []
     named = {o.colour for s in ps.shots for o in s.objects}
     for (f0, f1), shot in zip(_cuts(frames, len(ps.shots), fps), ps.shots, strict=True):
-        sub = {n: _Stats(**{k: getattr(s, k)[f0:f1] for k in _Stats.__dataclass_fields__}) for n, s in stats.items()}
+        sub = {
+            n: _Stats(**{k: getattr(s, k)[f0:f1] for k in _Stats.__dataclass_fields__})
+            for n, s in stats.items()
+        }
         verdicts += _score_shot(sub, shot, fps, frames.shape[2], frames.shape[1], len(ps.shots) > 1)
         h, w = frames.shape[1:3]
         min_extra = max(4, 0.3 * _AREA_K["circle"] * (spec.SIZES["small"] * min(h, w)) ** 2)
@@ -202,19 +212,29 @@ def score(frames: np.ndarray, fps: float, prompt: str | PromptSpec) -> Verdict:
             if big > 0.25:
                 extra_found.append(n)
     extras = Check(
-        "no extras", not extra_found,
-        "no unnamed colour" if not extra_found else f"unnamed colours present: {', '.join(sorted(set(extra_found)))}",
+        "no extras",
+        not extra_found,
+        "no unnamed colour"
+        if not extra_found
+        else f"unnamed colours present: {', '.join(sorted(set(extra_found)))}",
     )
     passed = bg_check.passed and extras.passed and all(v.passed for v in verdicts)
     return Verdict(ps.text, bool(passed), bg_check, verdicts, extras, len(ps.shots))
 
 
 def _score_shot(
-    stats: dict[str, _Stats], shot: ShotSpec, fps: float, w: int, h: int, multi: bool,
+    stats: dict[str, _Stats],
+    shot: ShotSpec,
+    fps: float,
+    w: int,
+    h: int,
+    multi: bool,
 ) -> list[ObjectVerdict]:
     n = len(next(iter(stats.values())).present)
     t = np.arange(n) / fps
-    cam = 0.0 if shot.camera is None else (spec.CAMERA_SPEED if shot.camera == "right" else -spec.CAMERA_SPEED)
+    cam = (
+        0.0 if shot.camera is None else (spec.CAMERA_SPEED if shot.camera == "right" else -spec.CAMERA_SPEED)
+    )
     out = []
     for o in shot.objects:
         st = stats[o.colour]
@@ -226,7 +246,13 @@ def _score_shot(
         overlap = _occluded(o, shot, stats)
         excused = overlap & ~st.present
         seen = (st.present | excused) & win
-        checks = [Check("colour", seen.sum() >= 0.9 * win.sum(), f"present in {int(seen.sum())}/{int(win.sum())} frames")]
+        checks = [
+            Check(
+                "colour",
+                seen.sum() >= 0.9 * win.sum(),
+                f"present in {int(seen.sum())}/{int(win.sum())} frames",
+            )
+        ]
         good = st.present & win
         # Shape, size and in-place motions are read where nothing touches it, if it can be.
         clear = good & ~overlap if (good & ~overlap).any() else good
@@ -274,7 +300,14 @@ def _occluded(o: ObjectSpec, shot: ShotSpec, stats: dict[str, _Stats]) -> np.nda
             continue
         for other in shot.objects:
             ob, op = stats[other.colour].box[i], stats[other.colour].present[i]
-            if other.colour != o.colour and op and ob[0] <= box[2] and box[0] <= ob[2] and ob[1] <= box[3] and box[1] <= ob[3]:
+            if (
+                other.colour != o.colour
+                and op
+                and ob[0] <= box[2]
+                and box[0] <= ob[2]
+                and ob[1] <= box[3]
+                and box[1] <= ob[3]
+            ):
                 out[i] = True
     return out
 
@@ -295,9 +328,11 @@ def _shape_check(o: ObjectSpec, st: _Stats, good: np.ndarray, motion: str) -> Ch
     refs = {s: _reference_fill(s, area) for s in spec.SHAPES}
     found = min(refs, key=lambda s: abs(refs[s] - fill))
     return Check(
-        "shape", found == o.shape,
+        "shape",
+        found == o.shape,
         f"fill ratio {fill:.2f}: {found} (references at this size: "
-        + ", ".join(f"{s} {v:.2f}" for s, v in refs.items()) + f"; expected {o.shape})",
+        + ", ".join(f"{s} {v:.2f}" for s, v in refs.items())
+        + f"; expected {o.shape})",
     )
 
 
@@ -323,7 +358,12 @@ def _reference_fill(shape: str, area: float) -> float:
 
 
 def _size_check(
-    o: ObjectSpec, st: _Stats, good: np.ndarray, side: int, t: np.ndarray, motion: str,
+    o: ObjectSpec,
+    st: _Stats,
+    good: np.ndarray,
+    side: int,
+    t: np.ndarray,
+    motion: str,
 ) -> Check:
     scale = np.ones_like(t)
     if motion in ("grows", "shrinks"):  # the size it starts at: undo the expected scaling
@@ -336,8 +376,18 @@ def _size_check(
 
 
 def _motion_check(
-    o: ObjectSpec, motion: str, x: np.ndarray, y: np.ndarray, t: np.ndarray, st: _Stats,
-    good: np.ndarray, fps: float, shot: ShotSpec, stats: dict[str, _Stats], w: int, h: int,
+    o: ObjectSpec,
+    motion: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    t: np.ndarray,
+    st: _Stats,
+    good: np.ndarray,
+    fps: float,
+    shot: ShotSpec,
+    stats: dict[str, _Stats],
+    w: int,
+    h: int,
 ) -> Check:
     idx = np.nonzero(good)[0]
     i0, i1 = idx[0], idx[-1]
@@ -394,7 +444,8 @@ def _motion_check(
         swing = float(np.max(np.linalg.norm(off - off[0], axis=1)) / max(ext, 1e-6))
         turned = {"square": spread >= 0.12, "triangle": swing >= 0.08, "circle": True}[o.shape]
         return Check(
-            name, disp < 0.08 and turned,
+            name,
+            disp < 0.08 and turned,
             f"displacement {disp:.3f} (< 0.08), fill ratio range {spread:.2f} (square: >= 0.12), "
             f"centroid swing {swing:.2f} of its extent (triangle: >= 0.08)",
         )
@@ -404,9 +455,13 @@ def _motion_check(
         full = 4.0 if motion == "grows" else 0.25  # area scales with the extent squared
         reach = min(1.0, (t[end] - t[i0]) / spec.SCALE_SECONDS)
         target = 1 + (math.sqrt(full) - 1) * reach  # the extent it should have reached
-        ok = ratio >= (1 + (target**2 - 1) * 0.5) if motion == "grows" else ratio <= (1 - (1 - target**2) * 0.5)
+        ok = (
+            ratio >= (1 + (target**2 - 1) * 0.5)
+            if motion == "grows"
+            else ratio <= (1 - (1 - target**2) * 0.5)
+        )
         ok = ok and disp < 0.08
-        return Check(name, ok, f"area x{ratio:.2f} by {t[end]:.1f} s (expected about x{target ** 2:.2f})")
+        return Check(name, ok, f"area x{ratio:.2f} by {t[end]:.1f} s (expected about x{target**2:.2f})")
     if motion == "collides":
         other = shot.objects[o.partner] if o.partner is not None else None
         if other is None:
@@ -418,7 +473,11 @@ def _motion_check(
         dist = np.hypot((st.cx - ot.cx) / w, (st.cy - ot.cy) / h)[both]
         k = int(np.argmin(dist))
         ok = dist[0] - dist[k] >= 0.05 and dist[-1] - dist[k] >= 0.05
-        return Check(name, ok, f"distance {dist[0]:.2f} -> {dist[k]:.2f} -> {dist[-1]:.2f} (approach, then apart)")
+        return Check(
+            name,
+            ok,
+            f"distance {dist[0]:.2f} -> {dist[k]:.2f} -> {dist[-1]:.2f} (approach, then apart)",
+        )
     return Check(name, False, f"unknown motion {motion!r}")
 
 
@@ -428,11 +487,19 @@ def _trail_check(st: _Stats, good: np.ndarray) -> Check:
     last, mid = st.trail[idx[-3:]].max(), st.trail[idx[len(idx) // 2]]
     area = float(np.median(st.area[good]))
     ok = last >= 0.2 * area and last >= 0.7 * mid
-    return Check("trail", bool(ok), f"trail pixels {int(mid)} mid-clip, {int(last)} at the end (object area {area:.0f})")
+    return Check(
+        "trail",
+        bool(ok),
+        f"trail pixels {int(mid)} mid-clip, {int(last)} at the end (object area {area:.0f})",
+    )
 
 
 def _persistence_check(
-    st: _Stats, win: np.ndarray, overlap: np.ndarray, clear: np.ndarray, motion: str,
+    st: _Stats,
+    win: np.ndarray,
+    overlap: np.ndarray,
+    clear: np.ndarray,
+    motion: str,
 ) -> Check:
     missing = win & ~st.present & ~overlap
     good = st.present & win
