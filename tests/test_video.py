@@ -27,6 +27,9 @@ def test_mp4_round_trip_with_metadata(tmp_path):
     assert v.frames.shape == f.shape and v.fps == pytest.approx(12)
     assert np.abs(v.frames.astype(int) - f).mean() < 4
     assert v.metadata == {"prompt": "a red circle", "seed": 3}
+    umask = os.umask(0)
+    os.umask(umask)
+    assert p.stat().st_mode & 0o777 == 0o666 & ~umask  # not left private by the temp file
 
 
 def test_gif_png_and_frames(tmp_path):
