@@ -1,0 +1,189 @@
+"""The latent cache: a data set encoded once into safetensors shards, so that transformer
+training never runs the autoencoder or the text encoder.
+
+A shard holds clips of one bucket:
+    latents    (N, C, T, h, w) float32, normalised
+    text       (N, L, D) float16, zero-padded token embeddings of the detailed captions
+    text_mask  (N, L) bool
+    null_text  (L0, D) float16, the empty prompt (for classifier-free guidance dropout)
+and in its metadata the captions and the bucket as JSON.
+
+Shards are numbered; under torchrun, rank r writes shards r, r + W, r + 2W, ... Each shard
+is a pure function of (seed, shard index), and a shard already on disk is skipped, so an
+interrupted `nanosora cache` continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from nanosora import data
+from nanosora.video import atomic_path
+
+# What the transformer trains on: mostly the default 64x64 clip, wide and tall frames,
+# and single images (text to image).
+DIT_BUCKETS = (
+    data.Bucket(64, 64, 17, 4.0),
+    data.Bucket(128, 64, 17, 1.0),
+    data.Bucket(64, 128, 17, 1.0),
+    data.Bucket(64, 64, 1, 0.5),
+)
+
+
+def _rank_world() -> tuple[int, int]:
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def shard_path(folder: Path, i: int) -> Path:
+    return Path(folder) / f"shard-{i:05d}.safetensors"
+
+
+def build(
+    out: str | Path,
+    vae,
+    source,
+    n: int,
+    shard_size: int = 1000,
+    text_encoder: str | None = "minilm",
+    seed: int = 0,
+    buckets=DIT_BUCKETS,
+    progress: bool = True,
+) -> list[Path]:
+    """Encode n clips into ceil(n / shard_size) shards; returns the shards this rank wrote."""
+    from tqdm import tqdm
+
+    from nanosora.text import TextEncoder
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rank, world = _rank_world()
+    enc = TextEncoder(text_encoder)
+    null = enc.encode_tokens([""])[0].half()
+    mine = [i for i in range(math.ceil(n / shard_size)) if i % world == rank]
+    todo = [i for i in mine if not shard_path(out, i).exists()]
+    written = []
+    bar = tqdm(
+        total=sum(min(shard_size, n - i * shard_size) for i in todo),
+        disable=not progress or rank > 0,
+        unit="clip",
+        desc="caching",
+    )
+    vae.eval()
+    for i in todo:
+        rng = np.random.default_rng([seed, i])
+        bucket = data.pick_bucket(buckets, rng)
+        count = min(shard_size, n - i * shard_size)
+        latents, captions = [], []
+        for j in range(0, count, 16):
+            samples = [source.sample(rng, bucket) for _ in range(min(16, count - j))]
+            with torch.inference_mode():
+                latents.append(vae.encode(data.to_batch(samples)))
+            captions += [s.caption for s in samples]
+            bar.update(len(samples))
+        text, mask = _pad_half(enc.encode_tokens(captions))
+        tensors = {
+            "latents": torch.cat(latents).contiguous(),
+            "text": text,
+            "text_mask": mask,
+            "null_text": null,
+        }
+        meta = {
+            "captions": json.dumps(captions),
+            "bucket": json.dumps(bucket.__dict__),
+            "text_encoder": enc.name,
+        }
+        with atomic_path(shard_path(out, i)) as tmp:
+            save_file(tensors, str(tmp), metadata=meta)
+        written.append(shard_path(out, i))
+    bar.close()
+    return written
+
+
+def _pad_half(embs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    from nanosora.text import pad
+
+    text, mask = pad(embs)
+    return text.half().contiguous(), mask
+
+
+@dataclass
+class _Group:
+    latents: torch.Tensor
+    text: torch.Tensor
+    mask: torch.Tensor
+    captions: list[str]
+
+
+class LatentCache:
+    """All shards of a cache folder in memory, grouped by latent shape; `batch(seed, step)`
+    draws one group (weighted by its size) and a random batch from it."""
+
+    def __init__(self, folder: str | Path):
+        folder = Path(folder)
+        files = sorted(folder.glob("shard-*.safetensors")) if folder.is_dir() else []
+        if not files:
+            raise ValueError(
+                f"{folder}: no cache shards (shard-*.safetensors); build them with `nanosora cache`"
+            )
+        groups: dict[tuple, list] = {}
+        self.null_text = None
+        self.text_encoder = "minilm"
+        for f in files:
+            try:
+                with safe_open(str(f), "pt") as st:
+                    t = {k: st.get_tensor(k) for k in st.keys()}  # noqa: SIM118 (safe_open has no iterator)
+                    meta = st.metadata() or {}
+                captions = json.loads(meta.get("captions", "[]"))
+            except (SafetensorError, OSError, ValueError) as e:
+                raise ValueError(f"{f}: not a readable cache shard ({e})") from None
+            if self.null_text is None:
+                self.null_text = t["null_text"].float()
+                self.text_encoder = meta.get("text_encoder", "minilm")
+            groups.setdefault(tuple(t["latents"].shape[1:]), []).append((t, captions))
+        self.groups = []
+        for parts in groups.values():
+            width = max(p[0]["text"].shape[1] for p in parts)
+            self.groups.append(
+                _Group(
+                    torch.cat([p[0]["latents"] for p in parts]),
+                    torch.cat([_pad_to(p[0]["text"], width) for p in parts]),
+                    torch.cat([_pad_to(p[0]["text_mask"], width) for p in parts]),
+                    [c for p in parts for c in p[1]],
+                )
+            )
+        self.sizes = np.array([len(g.latents) for g in self.groups], dtype=float)
+        self.latent_channels = int(self.groups[0].latents.shape[1])
+        self.text_dim = int(self.groups[0].text.shape[2])
+
+    def __len__(self) -> int:
+        return int(self.sizes.sum())
+
+    def batch(self, batch_size: int, seed: int, step: int, rank: int = 0):
+        """(latents (B, C, T, h, w), text (B, L, D) float32, mask (B, L), captions)."""
+        rng = data.batch_rng(seed, step, rank)
+        g = self.groups[int(rng.choice(len(self.groups), p=self.sizes / self.sizes.sum()))]
+        idx = torch.as_tensor(rng.integers(0, len(g.latents), batch_size))
+        mask = g.mask[idx]
+        width = max(1, int(mask.sum(1).max()))  # trim padding no row in this batch uses
+        return (
+            g.latents[idx],
+            g.text[idx, :width].float(),
+            mask[:, :width],
+            [g.captions[i] for i in idx.tolist()],
+        )
+
+
+def _pad_to(t: torch.Tensor, width: int) -> torch.Tensor:
+    if t.shape[1] == width:
+        return t
+    pad = t.new_zeros(t.shape[0], width - t.shape[1], *t.shape[2:])
+    return torch.cat([t, pad], 1)

@@ -1,0 +1,220 @@
+"""The `train`, `eval` and `cache` commands (the parser lives in cli.py)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not valid: use a number above 0")
+    return v
+
+
+def add_train(sub, positive_int) -> None:
+    from nanosora.config import VAE_PRESETS
+
+    t = sub.add_parser("train", help="train the autoencoder (vae) or the transformer (dit)")
+    tsub = t.add_subparsers(dest="train_command", metavar="NETWORK")
+    tsub.required = True
+    v = tsub.add_parser(
+        "vae",
+        help="train the causal video autoencoder",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  nanosora train vae --out runs/vae --steps 3000\n"
+        "  nanosora train vae --data my_clips/ --out runs/my_vae\n\n"
+        "Rerunning the same command resumes from the newest checkpoint in --out.",
+    )
+    v.add_argument(
+        "--preset", choices=list(VAE_PRESETS), default="default", help="model size (default: default)"
+    )
+    v.add_argument(
+        "--out", required=True, help="run folder: checkpoints, log, loss plot, and the model files"
+    )
+    v.add_argument("--data", default="flatland", help="'flatland' (default) or a folder of .mp4 files")
+    v.add_argument("--steps", type=positive_int, default=5000, help="optimizer steps (default 5000)")
+    v.add_argument("--batch", type=positive_int, default=8, help="clips per step (default 8)")
+    v.add_argument("--lr", type=_positive_float, default=5e-4, help="peak learning rate (default 5e-4)")
+    v.add_argument(
+        "--ckpt-every", type=positive_int, default=250, help="steps between checkpoints (default 250)"
+    )
+    v.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    v.set_defaults(func=cmd_train_vae)
+
+    from nanosora.dit import DIT_PRESETS
+
+    d = tsub.add_parser(
+        "dit",
+        help="train the diffusion transformer on a latent cache",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+        "  nanosora train dit --cache cache/flatland --vae runs/vae --out runs/dit --steps 5000\n"
+        "  torchrun --nproc-per-node 2 -m nanosora train dit \\\n"
+        "      --cache cache/flatland --vae runs/vae --out runs/dit\n\n"
+        "Rerunning the same command resumes from the newest checkpoint in --out. The run folder is a\n"
+        "model directory (config.json, vae.safetensors, dit.safetensors) at every checkpoint.",
+    )
+    d.add_argument(
+        "--preset", choices=list(DIT_PRESETS), default="default", help="model size (default: default)"
+    )
+    d.add_argument("--cache", required=True, help="latent cache folder (from `nanosora cache`)")
+    d.add_argument("--vae", required=True, help="model directory of the autoencoder the cache was built with")
+    d.add_argument("--out", required=True, help="run folder: checkpoints, log, loss plot and the model files")
+    d.add_argument("--steps", type=positive_int, default=5000, help="optimizer steps (default 5000)")
+    d.add_argument("--batch", type=positive_int, default=32, help="clips per step and process (default 32)")
+    d.add_argument(
+        "--accum", type=positive_int, default=1, help="gradient accumulation micro-batches (default 1)"
+    )
+    d.add_argument("--lr", type=_positive_float, default=5e-4, help="peak learning rate (default 5e-4)")
+    d.add_argument(
+        "--ckpt-every", type=positive_int, default=250, help="steps between checkpoints (default 250)"
+    )
+    d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    d.set_defaults(func=cmd_train_dit)
+
+
+def cmd_train_dit(args: argparse.Namespace) -> int:
+    import shutil
+    from pathlib import Path
+
+    from nanosora import cache, modeldir, train
+    from nanosora.dit import DIT_PRESETS
+    from nanosora.train_dit import train_dit
+
+    vae_cfg = modeldir.read_config(args.vae)
+    if "vae" not in vae_cfg:
+        raise ValueError(
+            f"{args.vae}: config.json has no 'vae' section (give the autoencoder's model directory)"
+        )
+    source = cache.LatentCache(args.cache)
+    preset = DIT_PRESETS[args.preset]
+    c = source.latent_channels
+    if c != vae_cfg["vae"]["latent_channels"]:
+        raise ValueError(
+            f"{args.cache} holds {c}-channel latents but {args.vae} makes {vae_cfg['vae']['latent_channels']}"
+        )
+    cfg = dataclasses.replace(preset, latent_channels=c, text_dim=source.text_dim)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if Path(args.vae).resolve() != out.resolve():
+        shutil.copyfile(Path(args.vae) / "vae.safetensors", out / "vae.safetensors")
+    tcfg = train.TrainConfig(
+        steps=args.steps,
+        batch=args.batch,
+        accum=args.accum,
+        lr=args.lr,
+        warmup=min(250, args.steps // 10 + 1),
+        ckpt_every=args.ckpt_every,
+        seed=args.seed,
+        weight_decay=0.0,
+    )
+    parts = {"vae": vae_cfg["vae"], "text": {"encoder": source.text_encoder, "max_tokens": 128}, "fps": 8}
+    train_dit(out, cfg, tcfg, source, model_parts=parts)
+    print(f"trained transformer in {args.out}")
+    return 0
+
+
+def cmd_train_vae(args: argparse.Namespace) -> int:
+    from nanosora import data, train
+    from nanosora.config import VAE_PRESETS
+    from nanosora.train_vae import train_vae
+
+    source = data.make_source(args.data)
+    tcfg = train.TrainConfig(
+        steps=args.steps,
+        batch=args.batch,
+        lr=args.lr,
+        warmup=min(100, args.steps // 10 + 1),
+        ckpt_every=args.ckpt_every,
+        seed=args.seed,
+    )
+    train_vae(args.out, VAE_PRESETS[args.preset], tcfg, source)
+    print(f"trained autoencoder in {args.out} (config.json, vae.safetensors; log.jsonl, loss.png)")
+    return 0
+
+
+def add_eval(sub) -> None:
+    e = sub.add_parser("eval", help="evaluate a model")
+    esub = e.add_subparsers(dest="eval_command", metavar="WHAT")
+    esub.required = True
+    v = esub.add_parser(
+        "vae",
+        help="autoencoder PSNR and SSIM on held-out Flatland, real video and photos",
+        epilog='With --json, prints {"flatland": {"psnr": ..., "ssim": ...}, "real_video": ..., '
+        '"photos": ...}.',
+    )
+    v.add_argument("--model", default=None, help="model directory (default: the shipped default model)")
+    v.add_argument("--n", type=int, default=32, help="Flatland clips per aspect ratio (default 32)")
+    v.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    v.add_argument("--flatland-only", action="store_true", help="skip the out-of-domain data sets")
+    v.set_defaults(func=cmd_eval_vae)
+
+
+def default_model_dir():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent.parent / "models" / "default"
+
+
+def cmd_eval_vae(args: argparse.Namespace) -> int:
+    from nanosora import modeldir
+    from nanosora.eval_vae import evaluate, table
+
+    if args.n < 1:
+        raise ValueError(f"--n {args.n} is not valid: use 1 or more clips")
+    vae = modeldir.load_vae(args.model or default_model_dir())
+    result = evaluate(vae, n=args.n, real=not args.flatland_only)
+    print(json.dumps(result) if args.json else table(result))
+    return 0
+
+
+def add_cache(sub, positive_int) -> None:
+    c = sub.add_parser(
+        "cache",
+        help="encode a data set once into safetensors shards of latents and text embeddings",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  nanosora cache --model runs/vae --out cache/flatland --n 20000\n"
+        "  nanosora cache --model runs/vae --data my_clips/ --out cache/mine\n"
+        "  torchrun --nproc-per-node 2 -m nanosora cache --model runs/vae --out cache/flatland --n 20000",
+    )
+    c.add_argument("--model", required=True, help="model directory holding the autoencoder")
+    c.add_argument("--out", required=True, help="folder for the shards")
+    c.add_argument("--data", default="flatland", help="'flatland' (default) or a folder of .mp4 files")
+    c.add_argument("--n", type=positive_int, default=1000, help="clips to encode (default 1000)")
+    c.add_argument("--shard-size", type=positive_int, default=1000, help="clips per shard (default 1000)")
+    c.add_argument("--text-encoder", default="minilm", help="'minilm' (default) or a local model folder")
+    c.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    c.add_argument(
+        "--include-held-out",
+        action="store_true",
+        help="also sample the colour-shape-motion combinations the world benchmark holds out",
+    )
+    c.set_defaults(func=cmd_cache)
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from nanosora import cache, data, modeldir
+    from nanosora.world.heldout import exclusions
+
+    vae = modeldir.load_vae(args.model)
+    source = data.make_source(
+        args.data, exclude=None if args.include_held_out else exclusions(), for_text=True
+    )
+    written = cache.build(
+        args.out,
+        vae,
+        source,
+        n=args.n,
+        shard_size=args.shard_size,
+        text_encoder=args.text_encoder,
+        seed=args.seed,
+    )
+    print(f"wrote {len(written)} shard(s) to {args.out}", file=sys.stderr)
+    return 0

@@ -1,0 +1,237 @@
+"""The diffusion transformer over spacetime latent patches (Peebles & Xie 2023; Sora report).
+
+Per block: adaLN-zero modulation from the timestep (plus pooled text), full 3D
+self-attention over every patch of every frame with QK-norm and 3D rotary positions split
+over (t, h, w), cross-attention to the text tokens, and an MLP. The input is
+[noisy latents, frame mask, conditioning latents] on channels, so one model serves text,
+image and video prompts: the mask marks latent frames whose clean latents are given.
+
+Rotary positions are integer grid coordinates, so any grid works, including sizes,
+durations and aspect ratios never seen in training.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+
+@dataclass(frozen=True)
+class DiTConfig:
+    latent_channels: int = 16
+    patch: tuple[int, int, int] = (1, 2, 2)  # (time, height, width) in latent pixels
+    dim: int = 256
+    depth: int = 6
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    text_dim: int = 384  # MiniLM's width
+    rope_theta: float = 100.0  # latent grids are small: a short base keeps low frequencies useful
+
+    def validate(self) -> None:
+        if self.dim % self.heads:
+            raise ValueError(f"dim {self.dim} is not divisible by heads {self.heads}")
+        hd = self.dim // self.heads
+        if hd % 2 or hd < 6:
+            raise ValueError(
+                f"head width {hd} (dim / heads) must be even and at least 6 for 3D rotary positions"
+            )
+        if any(p < 1 for p in self.patch) or len(self.patch) != 3:
+            raise ValueError(f"patch {self.patch} must be three sizes of 1 or more (time, height, width)")
+        if self.depth < 1 or self.latent_channels < 1 or self.text_dim < 1:
+            raise ValueError(f"invalid DiT config: {self}")
+
+
+DIT_PRESETS: dict[str, DiTConfig] = {
+    "tiny": DiTConfig(latent_channels=4, dim=64, depth=2, heads=2, text_dim=384),
+    "default": DiTConfig(),
+    # for GPUs; their configs build on the meta device for planning and tests
+    "base": DiTConfig(dim=768, depth=8, heads=12),  # about 107M parameters
+    "large": DiTConfig(dim=1536, depth=19, heads=16),  # about 1.0B parameters
+}
+
+
+def rope_split(head_dim: int) -> tuple[int, int, int]:
+    """Rotary pairs per axis: height and width get equal shares, time the rest (all even)."""
+    pairs = head_dim // 2
+    hw = pairs // 3
+    return (2 * (pairs - 2 * hw), 2 * hw, 2 * hw)
+
+
+def rope_angles(grid: tuple[int, int, int], head_dim: int, theta: float, device=None) -> torch.Tensor:
+    """(N, head_dim / 2) rotation angles for a (t, h, w) grid of tokens, row-major."""
+    parts = []
+    axes = torch.meshgrid(*[torch.arange(n, device=device, dtype=torch.float32) for n in grid], indexing="ij")
+    for pos, d in zip(axes, rope_split(head_dim), strict=True):
+        if d == 0:
+            continue
+        freqs = theta ** (-torch.arange(0, d, 2, device=device, dtype=torch.float32) / d)
+        parts.append(pos.reshape(-1, 1) * freqs)
+    return torch.cat(parts, 1)
+
+
+def apply_rope(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+    """Rotate consecutive pairs of x (B, H, N, D) by angles (N, D/2)."""
+    x1, x2 = x.float().unflatten(-1, (-1, 2)).unbind(-1)
+    cos, sin = angles.cos(), angles.sin()
+    return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], -1).flatten(-2).type_as(x)
+
+
+def modulate(x, shift, scale):
+    return x * (1 + scale[:, None]) + shift[:, None]
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.q_norm = nn.RMSNorm(dim // heads, eps=1e-6)
+        self.k_norm = nn.RMSNorm(dim // heads, eps=1e-6)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x, angles):  # (B, N, D)
+        q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.heads)
+        q, k = apply_rope(self.q_norm(q), angles), apply_rope(self.k_norm(k), angles)
+        o = F.scaled_dot_product_attention(q, k, v)
+        return self.out(rearrange(o, "b h n d -> b n (h d)"))
+
+
+class CrossAttention(nn.Module):
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(dim, 2 * dim)
+        self.q_norm = nn.RMSNorm(dim // heads, eps=1e-6)
+        self.k_norm = nn.RMSNorm(dim // heads, eps=1e-6)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x, ctx, ctx_mask):  # x (B, N, D), ctx (B, L, D), ctx_mask (B, L) bool
+        q = self.q_norm(rearrange(self.q(x), "b n (h d) -> b h n d", h=self.heads))
+        k, v = rearrange(self.kv(ctx), "b l (two h d) -> two b h l d", two=2, h=self.heads)
+        o = F.scaled_dot_product_attention(q, self.k_norm(k), v, attn_mask=ctx_mask[:, None, None, :])
+        return self.out(rearrange(o, "b h n d -> b n (h d)"))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: DiTConfig):
+        super().__init__()
+        d = cfg.dim
+        self.norm1 = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        self.attn = SelfAttention(d, cfg.heads)
+        self.norm_x = nn.LayerNorm(d, eps=1e-6)
+        self.cross = CrossAttention(d, cfg.heads)
+        self.norm2 = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        hidden = int(d * cfg.mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, d))
+        self.ada = nn.Linear(d, 6 * d)
+
+    def forward(self, x, c, ctx, ctx_mask, angles):
+        sh1, sc1, g1, sh2, sc2, g2 = self.ada(F.silu(c)).chunk(6, dim=1)
+        x = x + g1[:, None] * self.attn(modulate(self.norm1(x), sh1, sc1), angles)
+        x = x + self.cross(self.norm_x(x), ctx, ctx_mask)
+        return x + g2[:, None] * self.mlp(modulate(self.norm2(x), sh2, sc2))
+
+
+def timestep_embedding(t: torch.Tensor, dim: int = 256, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal features of t in [0, 1], scaled to [0, 1000] as in DDPM-era models."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    args = 1000.0 * t.float()[:, None] * freqs[None]
+    return torch.cat([args.cos(), args.sin()], 1)
+
+
+class DiT(nn.Module):
+    def __init__(self, cfg: DiTConfig):
+        super().__init__()
+        cfg.validate()
+        self.cfg = cfg
+        c, (pt, ph, pw), d = cfg.latent_channels, cfg.patch, cfg.dim
+        self.patch_in = nn.Linear((2 * c + 1) * pt * ph * pw, d)
+        self.t_embed = nn.Sequential(nn.Linear(256, d), nn.SiLU(), nn.Linear(d, d))
+        self.text_proj = nn.Sequential(
+            nn.Linear(cfg.text_dim, d), nn.GELU(approximate="tanh"), nn.Linear(d, d)
+        )
+        self.pool_proj = nn.Linear(cfg.text_dim, d)
+        self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.depth)])
+        self.norm_out = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        self.ada_out = nn.Linear(d, 2 * d)
+        self.patch_out = nn.Linear(d, c * pt * ph * pw)
+        self.initialize_weights()
+
+    def initialize_weights(self) -> None:
+        """Xavier for linear layers; zero for every adaLN modulation and the output layer, so
+        each block starts as the identity and the model starts by predicting zero (DiT, 3.2)."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+        for blk in self.blocks:
+            nn.init.zeros_(blk.ada.weight)
+            nn.init.zeros_(blk.ada.bias)
+        for m in (self.ada_out, self.patch_out):
+            nn.init.zeros_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    def grid(self, latent_shape: tuple[int, ...]) -> tuple[int, int, int]:
+        """The token grid for latents (C, T, h, w) or (B, C, T, h, w); an error if it does not fit."""
+        t, h, w = latent_shape[-3:]
+        pt, ph, pw = self.cfg.patch
+        if t % pt or h % ph or w % pw:
+            raise ValueError(
+                f"latent grid {t}x{h}x{w} (frames x height x width) is not divisible by the patch "
+                f"{pt}x{ph}x{pw}"
+            )
+        return t // pt, h // ph, w // pw
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        text: torch.Tensor,
+        text_mask: torch.Tensor,
+        cond: torch.Tensor | None = None,
+        frame_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Velocity for x (B, C, T, h, w) at times t (B,). text (B, L, text_dim) with a (B, L)
+        mask. cond: clean latents of the given frames (B, C, T, h, w); frame_mask (B, T), 1 where
+        cond holds a given frame."""
+        b, c, T, h, w = x.shape
+        if c != self.cfg.latent_channels:
+            raise ValueError(f"latents have {c} channels; this model takes {self.cfg.latent_channels}")
+        gt, gh, gw = self.grid(x.shape)
+        pt, ph, pw = self.cfg.patch
+        if frame_mask is None:
+            frame_mask = x.new_zeros(b, T)
+        m = frame_mask.to(x.dtype)[:, None, :, None, None].expand(b, 1, T, h, w)
+        cond = x.new_zeros(x.shape) if cond is None else cond * m
+        inp = torch.cat([x, m, cond], 1)
+        tokens = rearrange(inp, "b c (t pt) (h ph) (w pw) -> b (t h w) (c pt ph pw)", pt=pt, ph=ph, pw=pw)
+        x_tok = self.patch_in(tokens)  # (B, N, D)
+
+        text_mask = text_mask.bool()
+        # an all-padding row would make attention undefined: let it attend to its first slot
+        text_mask = text_mask.clone()
+        text_mask[:, 0] |= ~text_mask.any(1)
+        pooled = (text * text_mask[..., None]).sum(1) / text_mask.sum(1, keepdim=True).clamp_min(1)
+        c_vec = self.t_embed(timestep_embedding(t)) + self.pool_proj(pooled)  # (B, D)
+        ctx = self.text_proj(text)  # (B, L, D)
+        angles = rope_angles((gt, gh, gw), self.cfg.dim // self.cfg.heads, self.cfg.rope_theta, x.device)
+
+        for blk in self.blocks:
+            x_tok = blk(x_tok, c_vec, ctx, text_mask, angles)
+        shift, scale = self.ada_out(F.silu(c_vec)).chunk(2, dim=1)
+        out = self.patch_out(modulate(self.norm_out(x_tok), shift, scale))
+        return rearrange(
+            out, "b (t h w) (c pt ph pw) -> b c (t pt) (h ph) (w pw)", t=gt, h=gh, w=gw, pt=pt, ph=ph, pw=pw
+        )
+
+
+def count_params(cfg: DiTConfig) -> int:
+    with torch.device("meta"):
+        return sum(p.numel() for p in DiT(cfg).parameters())

@@ -1,0 +1,137 @@
+"""Flow matching (rectified flow): the time convention, training targets and samplers.
+
+Time convention, the one place it is written down:
+    x_t = (1 - t) * x_0 + t * noise,   t in [0, 1],   t = 0 data, t = 1 pure noise
+    velocity v = dx_t/dt = noise - x_0 (what the transformer predicts)
+Sampling integrates from t = 1 to t = 0: x_{t'} = x_t + (t' - t) * v.
+
+Timesteps for training come from a logit-normal (Esser et al. 2024, SD3), then pass
+through the schedule shift t -> s t / (1 + (s - 1) t); s grows with the square root of the
+token count (SD3 section 5.3.2: a larger latent keeps more signal at the same noise level,
+so it needs more noise), as Open-Sora and Flux also do. Samplers use the same shift.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+REF_TOKENS = 80  # tokens of the default clip (17 frames at 64x64: 5 x 4 x 4 patches)
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    base_shift: float = 1.0  # the shift at REF_TOKENS tokens
+    logit_mean: float = 0.0
+    logit_std: float = 1.0
+
+
+def shift_for(tokens: int, cfg: FlowConfig = FlowConfig()) -> float:
+    return min(8.0, max(0.5, cfg.base_shift * math.sqrt(tokens / REF_TOKENS)))
+
+
+def shift_time(t: torch.Tensor, shift: float) -> torch.Tensor:
+    return shift * t / (1 + (shift - 1) * t)
+
+
+def sample_t(
+    n: int, shift: float, generator: torch.Generator, cfg: FlowConfig = FlowConfig()
+) -> torch.Tensor:
+    u = torch.randn(n, generator=generator) * cfg.logit_std + cfg.logit_mean
+    return shift_time(torch.sigmoid(u), shift)
+
+
+def noisy(x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training pair: x_t and the velocity target, side by side so they never drift apart."""
+    tt = t.view(-1, *([1] * (x0.ndim - 1)))
+    x_t = (1 - tt) * x0 + tt * noise
+    target = noise - x0
+    return x_t, target
+
+
+def velocity_loss(
+    pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean squared error on the velocity; `weight` (broadcastable, 0/1) limits it to the frames
+    the model has to generate (conditioning frames are given, not learned)."""
+    se = (pred.float() - target.float()).pow(2)
+    if weight is None:
+        return se.mean()
+    w = weight.expand_as(se)
+    return (se * w).sum() / w.sum().clamp_min(1.0)
+
+
+def get_noise(shape: tuple[int, ...], seeds: list[int], device=None, dtype=torch.float32) -> torch.Tensor:
+    """Gaussian noise, one seeded CPU generator per sample: the same seed gives the same noise
+    whatever the device, the batch size or the sample's place in the batch."""
+    out = []
+    for s in seeds:
+        g = torch.Generator().manual_seed(int(s))
+        out.append(torch.randn(shape, generator=g))
+    return torch.stack(out).to(device=device, dtype=dtype)
+
+
+def get_schedule(steps: int, shift: float) -> list[float]:
+    """steps + 1 times from 1 to 0, spaced evenly then shifted."""
+    if steps < 1:
+        raise ValueError(f"steps {steps} is not valid: use 1 or more")
+    t = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64)
+    return shift_time(t, shift).tolist()
+
+
+VelocityFn = Callable[[torch.Tensor, float], torch.Tensor]
+
+
+def guided(
+    model_fn: Callable[[torch.Tensor, float, str], torch.Tensor],
+    guidance: float,
+    cond_guidance: float = 1.0,
+    has_cond: bool = False,
+) -> VelocityFn:
+    """Classifier-free guidance (Ho & Salimans 2022) over up to three passes of model_fn, which
+    takes a mode: "full" (text and conditioning), "cond" (conditioning, empty text) and
+    "none" (neither). With conditioning, guidance is split as in InstructPix2Pix:
+        v = v_none + g_c (v_cond - v_none) + g_t (v_full - v_cond)
+    guidance 1 (and cond_guidance 1) needs a single pass."""
+
+    def fn(x, t):
+        v_full = model_fn(x, t, "full")
+        if guidance == 1.0 and (not has_cond or cond_guidance == 1.0):
+            return v_full
+        if not has_cond:
+            v_none = model_fn(x, t, "none")
+            return v_none + guidance * (v_full - v_none)
+        v_cond = model_fn(x, t, "cond")
+        if cond_guidance == 1.0:
+            return v_cond + guidance * (v_full - v_cond)
+        v_none = model_fn(x, t, "none")
+        return v_none + cond_guidance * (v_cond - v_none) + guidance * (v_full - v_cond)
+
+    return fn
+
+
+def denoise(
+    velocity: VelocityFn,
+    x: torch.Tensor,
+    schedule: list[float],
+    method: str = "euler",
+    callback: Callable[[int, int, torch.Tensor], None] | None = None,
+) -> torch.Tensor:
+    """Integrate from schedule[0] (noise) to schedule[-1] (data). Heun (2nd order) costs two
+    velocity calls a step except the last."""
+    if method not in ("euler", "heun"):
+        raise ValueError(f"sampler {method!r} is not known: use 'euler' or 'heun'")
+    n = len(schedule) - 1
+    for i, (t, t_next) in enumerate(zip(schedule[:-1], schedule[1:], strict=True)):
+        v = velocity(x, t)
+        x_next = x + (t_next - t) * v
+        if method == "heun" and t_next > 0:
+            v2 = velocity(x_next, t_next)
+            x_next = x + (t_next - t) * 0.5 * (v + v2)
+        x = x_next
+        if callback is not None:
+            callback(i + 1, n, x)
+    return x

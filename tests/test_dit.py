@@ -1,0 +1,165 @@
+"""The diffusion transformer, flow matching and their training loop."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from nanosora import flow, train
+from nanosora.dit import DIT_PRESETS, DiT, DiTConfig, count_params, rope_split
+from nanosora.train_dit import MASK_MODES, DiTTrainConfig, dit_loss, frame_mask, train_dit
+from tests.helpers import FakeCache
+
+
+def tiny():
+    torch.manual_seed(0)
+    return DiT(DIT_PRESETS["tiny"])
+
+
+@pytest.mark.parametrize("grid", [(1, 2, 2), (5, 8, 8), (3, 4, 16), (9, 16, 4), (2, 6, 10)])
+def test_every_grid_size_works(grid):
+    m = tiny()
+    x = torch.randn(2, 4, *grid)
+    out = m(x, torch.rand(2), torch.randn(2, 5, 384), torch.ones(2, 5, dtype=torch.bool))
+    assert out.shape == x.shape and torch.isfinite(out).all()
+
+
+def test_zero_initialised_output_predicts_zero():
+    m = tiny()
+    out = m(
+        torch.randn(1, 4, 3, 4, 4), torch.rand(1), torch.randn(1, 3, 384), torch.ones(1, 3, dtype=torch.bool)
+    )
+    assert torch.count_nonzero(out) == 0
+
+
+def test_odd_grid_and_bad_config_are_refused():
+    m = tiny()
+    with pytest.raises(ValueError, match="not divisible by the patch"):
+        m(
+            torch.randn(1, 4, 2, 5, 4),
+            torch.rand(1),
+            torch.randn(1, 3, 384),
+            torch.ones(1, 3, dtype=torch.bool),
+        )
+    with pytest.raises(ValueError, match="takes 4"):
+        m(
+            torch.randn(1, 3, 2, 4, 4),
+            torch.rand(1),
+            torch.randn(1, 3, 384),
+            torch.ones(1, 3, dtype=torch.bool),
+        )
+    with pytest.raises(ValueError, match="not divisible by heads"):
+        DiT(DiTConfig(dim=65, heads=2))
+    with pytest.raises(ValueError, match="patch"):
+        DiT(DiTConfig(patch=(1, 0, 2)))
+
+
+def test_large_presets_build_on_the_meta_device():
+    assert 90e6 < count_params(DIT_PRESETS["base"]) < 130e6
+    assert 0.9e9 < count_params(DIT_PRESETS["large"]) < 1.2e9
+    assert sum(rope_split(64)) == 64 and all(d % 2 == 0 for d in rope_split(96))
+
+
+def test_frame_mask_semantics():
+    rng = np.random.default_rng(0)
+    assert frame_mask("none", 5, rng).tolist() == [0, 0, 0, 0, 0]
+    assert frame_mask("first", 5, rng).tolist() == [1, 0, 0, 0, 0]
+    assert frame_mask("last", 5, rng).tolist() == [0, 0, 0, 0, 1]
+    for _ in range(20):
+        p = frame_mask("prefix", 5, rng)
+        assert p[0] == 1 and p[-1] == 0 and np.all(np.diff(p) <= 0)
+        s = frame_mask("suffix", 5, rng)
+        assert s[-1] == 1 and s[0] == 0 and np.all(np.diff(s) >= 0)
+        e = frame_mask("ends", 5, rng)
+        assert e[0] == e[-1] == 1 and e.sum() < 5
+    assert frame_mask("first", 1, rng).tolist() == [0]  # one frame: nothing to condition on
+    with pytest.raises(ValueError, match="unknown frame-mask mode"):
+        frame_mask("middle", 5, rng)
+    assert set(MASK_MODES) == {"none", "first", "prefix", "suffix", "last", "ends"}
+
+
+def test_conditioning_frames_do_not_count_in_the_loss():
+    """The loss weight is zero on given frames: changing the model's output there changes nothing."""
+    pred = torch.zeros(1, 4, 3, 2, 2)
+    target = torch.ones(1, 4, 3, 2, 2)
+    w = torch.tensor([1.0, 0.0, 0.0]).view(1, 1, 3, 1, 1)
+    a = flow.velocity_loss(pred, target, w)
+    given = pred.clone()
+    given[:, :, 1:] = 1  # frames 1 and 2 are given (weight 0)
+    assert flow.velocity_loss(given, target, w) == a
+    generated = pred.clone()
+    generated[:, :, 0] = 1
+    assert flow.velocity_loss(generated, target, w) < a
+
+
+def test_noise_does_not_depend_on_batch_composition():
+    a = flow.get_noise((4, 2, 2, 2), [7, 8, 9])
+    b = flow.get_noise((4, 2, 2, 2), [9])
+    torch.testing.assert_close(a[2], b[0], atol=0, rtol=0)
+    assert not torch.equal(a[0], a[1])
+
+
+def test_schedule_and_shift():
+    s = flow.get_schedule(4, 1.0)
+    assert s[0] == 1.0 and s[-1] == 0.0 and s == sorted(s, reverse=True)
+    shifted = flow.get_schedule(4, 3.0)
+    assert all(b >= a for a, b in zip(s, shifted, strict=True))  # more time at high noise
+    assert flow.shift_for(320) > flow.shift_for(80) > flow.shift_for(16)
+    with pytest.raises(ValueError, match="steps"):
+        flow.get_schedule(0, 1.0)
+
+
+def test_samplers_integrate_a_known_flow_exactly():
+    """For data x0 the true velocity is (x - x0) / t; Euler and Heun land on x0."""
+    x0 = torch.randn(3, 4)
+    noise = torch.randn(3, 4)
+    for method in ("euler", "heun"):
+        out = flow.denoise(lambda x, t: (x - x0) / t, noise.clone(), flow.get_schedule(5, 2.0), method)
+        torch.testing.assert_close(out, x0, atol=1e-5, rtol=1e-5)
+
+
+def test_guidance_combines_passes():
+    calls = []
+
+    def model_fn(x, t, mode):
+        calls.append(mode)
+        return {"full": x + 3, "cond": x + 2, "none": x + 1}[mode]
+
+    x = torch.zeros(1)
+    assert flow.guided(model_fn, 1.0)(x, 0.5).item() == 3 and calls == ["full"]
+    assert flow.guided(model_fn, 2.0)(x, 0.5).item() == 1 + 2 * 2
+    assert flow.guided(model_fn, 2.0, 3.0, has_cond=True)(x, 0.5).item() == 1 + 3 * 1 + 2 * 1
+
+
+def test_tiny_preset_overfits_one_clip(tmp_path):
+    cache = FakeCache(n=1)
+    cfg = train.TrainConfig(steps=500, batch=8, lr=3e-3, warmup=10, ckpt_every=500, log_every=1, min_lr=0.01)
+    train_dit(tmp_path, DIT_PRESETS["tiny"], cfg, cache, DiTTrainConfig(text_dropout=0.0), progress=False)
+    rows = [json.loads(r) for r in (tmp_path / "log.jsonl").read_text().splitlines()]
+    first, last = np.mean([r["loss"] for r in rows[:5]]), np.mean([r["loss"] for r in rows[-10:]])
+    assert last < first / 10, (first, last)
+
+
+def test_dit_resume_is_exact(tmp_path):
+    cache = FakeCache()
+    cfg = train.TrainConfig(steps=4, batch=2, lr=1e-3, warmup=1, ckpt_every=2, log_every=1)
+    a = train_dit(tmp_path / "a", DIT_PRESETS["tiny"], cfg, cache, progress=False)
+    train_dit(tmp_path / "b", DIT_PRESETS["tiny"], cfg, cache, progress=False, stop_after=2)
+    b = train_dit(tmp_path / "b", DIT_PRESETS["tiny"], cfg, cache, progress=False)
+    for (k, v), (_, w) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert torch.equal(v, w), k
+    losses = [
+        [json.loads(r)["loss"] for r in (tmp_path / d / "log.jsonl").read_text().splitlines()] for d in "ab"
+    ]
+    assert losses[0] == losses[1]
+
+
+def test_text_dropout_uses_the_empty_prompt():
+    cache = FakeCache()
+    m = tiny()
+    lat, text, mask, _ = cache.batch(2, 0, 0)
+    loss = dit_loss(m, lat, text, mask, cache.null_text, (0, 0, 0), DiTTrainConfig(text_dropout=1.0))
+    assert torch.isfinite(loss)
