@@ -20,10 +20,22 @@ def _positive_float(text: str) -> float:
 
 def add_train(sub, positive_int) -> None:
     from nanosora.config import VAE_PRESETS
+    from nanosora.recipe import RECIPES
 
-    t = sub.add_parser("train", help="train the autoencoder (vae) or the transformer (dit)")
+    t = sub.add_parser(
+        "train",
+        help="train a whole model (--preset) or one network (vae, dit)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+        "  nanosora train --preset default --out runs/default    (autoencoder, cache, transformer)\n"
+        "  nanosora train vae --out runs/vae\n"
+        "  nanosora train dit --cache cache/ --vae runs/vae --out runs/dit\n\n"
+        "Rerunning an interrupted command continues it from its newest checkpoint.",
+    )
+    t.add_argument("--preset", choices=list(RECIPES), help="train every stage of this recipe from scratch")
+    t.add_argument("--out", help="run folder for --preset (vae/, cache/, model/)")
+    t.set_defaults(func=cmd_train_recipe)
     tsub = t.add_subparsers(dest="train_command", metavar="NETWORK")
-    tsub.required = True
     v = tsub.add_parser(
         "vae",
         help="train the causal video autoencoder",
@@ -39,9 +51,9 @@ def add_train(sub, positive_int) -> None:
         "--out", required=True, help="run folder: checkpoints, log, loss plot, and the model files"
     )
     v.add_argument("--data", default="flatland", help="'flatland' (default) or a folder of .mp4 files")
-    v.add_argument("--steps", type=positive_int, default=5000, help="optimizer steps (default 5000)")
+    v.add_argument("--steps", type=positive_int, default=8000, help="optimizer steps (default 8000)")
     v.add_argument("--batch", type=positive_int, default=8, help="clips per step (default 8)")
-    v.add_argument("--lr", type=_positive_float, default=5e-4, help="peak learning rate (default 5e-4)")
+    v.add_argument("--lr", type=_positive_float, default=1e-3, help="peak learning rate (default 1e-3)")
     v.add_argument(
         "--ckpt-every", type=positive_int, default=250, help="steps between checkpoints (default 250)"
     )
@@ -118,6 +130,18 @@ def cmd_train_dit(args: argparse.Namespace) -> int:
     parts = {"vae": vae_cfg["vae"], "text": {"encoder": source.text_encoder, "max_tokens": 128}, "fps": 8}
     train_dit(out, cfg, tcfg, source, model_parts=parts)
     print(f"trained transformer in {args.out}")
+    return 0
+
+
+def cmd_train_recipe(args: argparse.Namespace) -> int:
+    from nanosora import recipe
+
+    if not args.preset or not args.out:
+        raise ValueError(
+            "give --preset and --out to train a whole model, or name a network: `train vae` or `train dit`"
+        )
+    model = recipe.run(args.preset, args.out)
+    print(f"trained model directory: {model} (use it with --model {model})")
     return 0
 
 

@@ -24,7 +24,7 @@ from nanosora.vae import VideoVAE
 @dataclass(frozen=True)
 class VAELoss:
     ssim: float = 0.5
-    kl: float = 1e-4
+    kl: float = 1e-6  # under Adam even this pulls latents towards zero; more erased small objects
     detail: float = 10.0
 
 

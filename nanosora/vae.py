@@ -7,8 +7,8 @@ Design, chosen for CPU speed and for streaming:
 - Pixel (un)shuffle by 4 at both ends (space-to-depth, as in ESPCN): no layer runs at full
   resolution, which is where most of a video decoder's time usually goes.
 - All time reductions happen at the coarsest level, where a frame costs least.
-- Normalisation is an RMS norm over channels only (no statistics across time or space), so
-  a temporal chunk or a spatial tile sees exactly what the whole video would.
+- No normalisation statistics at all (see ChannelNorm), so a temporal chunk or a spatial
+  tile sees exactly what the whole video would.
 
 Streaming: every causal time convolution keeps the input frames it has not yet consumed in
 a `state` dict. Calling the network once on a whole clip, or chunk by chunk with the same
@@ -33,14 +33,18 @@ from nanosora.config import VAEConfig
 
 
 class ChannelNorm(nn.Module):
-    """RMS norm over channels of (B, T, C, H, W)."""
+    """A learned per-channel gain on (B, T, C, H, W), where a normalisation layer would be.
+
+    Normalising (RMS over channels, as Wan does) made training diverge here at useful
+    learning rates: where a pixel's features are all near zero the norm's gradient is
+    huge. The network is shallow enough to train without one; the gain keeps the
+    parameter layout of a norm."""
 
     def __init__(self, c: int):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(c))
 
     def forward(self, x):
-        x = x * torch.rsqrt(x.pow(2).mean(2, keepdim=True) + 1e-6)
         return x * self.weight[:, None, None]
 
 
