@@ -21,11 +21,11 @@ class VAEConfig:
     """
 
     latent_channels: int = 16
-    patch: int = 2  # pixel (un)shuffle at the input and output: no convolution at full size
-    widths: tuple[int, ...] = (32, 64, 128)  # channels per spatial level, finest first
+    patch: int = 1  # pixel (un)shuffle at the input and output (2: no layer at full size)
+    widths: tuple[int, ...] = (32, 64, 128, 128)  # channels per spatial level, finest first
     time_downs: int = 2  # 2x time reductions, all at the coarsest level where they are cheap
-    enc_blocks: int = 1  # residual blocks per level in the encoder
-    dec_blocks: int = 2  # and in the decoder (decoding is what generation pays for)
+    enc_blocks: int = 1  # extra 3x3 layers at the coarsest level, encoder
+    dec_blocks: int = 1  # and decoder
     shift: tuple[float, ...] | None = None
     scale: tuple[float, ...] | None = None
 
@@ -47,7 +47,7 @@ class VAEConfig:
 
 
 VAE_PRESETS: dict[str, VAEConfig] = {
-    "tiny": VAEConfig(latent_channels=4, widths=(8, 16, 16), enc_blocks=1, dec_blocks=1),
+    "tiny": VAEConfig(latent_channels=4, widths=(8, 8, 16, 16), enc_blocks=0, dec_blocks=0),
     "default": VAEConfig(),
 }
 

@@ -25,7 +25,21 @@ from nanosora.vae import VideoVAE
 class VAELoss:
     ssim: float = 0.5
     kl: float = 1e-6  # under Adam even this pulls latents towards zero; more erased small objects
-    detail: float = 10.0
+    foreground: float = 10.0
+    edges: float = 10.0
+
+
+def pixel_weights(x: torch.Tensor, cfg: VAELoss) -> torch.Tensor:
+    """Per-pixel L1 weights: 1, plus more where a pixel differs from its frame's mean colour
+    (objects, not background) and where it differs from its neighbours (edges).
+
+    Most pixels of a Flatland frame are background. With a plain mean the network learns
+    the background first and the objects, their colours above all, thousands of steps
+    later; weighting the rare pixels up made a 300-step overfit reach 30.8 dB instead of
+    23.9 dB. On natural video the weights are milder but harmless."""
+    fg = (x - x.mean(dim=(3, 4), keepdim=True)).abs().mean(1, keepdim=True)
+    edge = (x - F.avg_pool3d(x, (1, 3, 3), 1, (0, 1, 1), count_include_pad=False)).abs().mean(1, keepdim=True)
+    return 1 + cfg.foreground * fg + cfg.edges * edge
 
 
 def latent_stats(vae: VideoVAE, source, buckets, seed: int = 12345, batches: int = 4, batch: int = 8):
@@ -61,15 +75,7 @@ def train_vae(
         _, samples = data.batch(source, buckets, tcfg.batch, tcfg.seed, step * tcfg.accum + micro)
         x = data.to_batch(samples)
         y, mean, logvar = vae(x, generator=train.step_generator(tcfg.seed, step * tcfg.accum + micro))
-        # Edges and objects weigh more than flat background: on Flatland most pixels are
-        # background, and a plain mean lets the network learn the background long before
-        # the shapes.
-        detail = (
-            (x - F.avg_pool3d(x, (1, 3, 3), 1, (0, 1, 1), count_include_pad=False))
-            .abs()
-            .mean(1, keepdim=True)
-        )
-        l1 = ((y - x).abs() * (1 + loss_cfg.detail * detail)).mean()
+        l1 = ((y - x).abs() * pixel_weights(x, loss_cfg)).mean()
         s = ssim(y, x)
         kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).mean()
         loss = l1 + loss_cfg.ssim * (1 - s) + loss_cfg.kl * kl

@@ -1,0 +1,132 @@
+"""Transformer speed: a training step against this machine's matmul peak, and the forward
+pass side by side with diffusers' WanTransformer3DModel at matched size.
+
+1. Peak: the best fp32 matrix-multiply throughput torch reaches here (square matmuls).
+2. Training step of the default preset on the default clip's latents (16 x 5 x 8 x 8, 80
+   tokens), batch 32, 48 text tokens: FLOPs counted by torch's FlopCounterMode for the
+   forward and backward pass, over the measured step time. Target: >= 60% of the peak.
+3. Forward pass against WanTransformer3DModel with the same width, depth, heads, MLP width,
+   patch, text width and token count (random weights). Target: >= 1.5x faster.
+
+    python benchmarks/dit_speed.py [--json OUT] [--preset default] [--batch 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def timed(fn, repeats: int = 5, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def matmul_peak() -> float:
+    best = 0.0
+    for n in (512, 1024, 2048):
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        t = timed(lambda a=a, b=b: a @ b, repeats=5)
+        best = max(best, 2 * n**3 / t)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--json")
+    ap.add_argument("--preset", default="default")
+    ap.add_argument("--batch", type=int, default=32)
+    args = ap.parse_args()
+
+    from nanosora.dit import DIT_PRESETS, DiT
+
+    torch.manual_seed(0)
+    cfg = DIT_PRESETS[args.preset]
+    model = DiT(cfg)
+    b, L = args.batch, 48
+    x = torch.randn(b, cfg.latent_channels, 5, 8, 8)
+    t = torch.rand(b)
+    text = torch.randn(b, L, cfg.text_dim)
+    mask = torch.ones(b, L, dtype=torch.bool)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def step():
+        loss = model(x, t, text, mask).pow(2).mean()
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    with FlopCounterMode(display=False) as fc:
+        model(x, t, text, mask).pow(2).mean().backward()
+    opt.zero_grad(set_to_none=True)
+    flops = fc.get_total_flops()
+    peak = matmul_peak()
+    t_step = timed(step, repeats=5)
+    achieved = flops / t_step
+
+    # forward, side by side with Wan at matched size
+    from diffusers import WanTransformer3DModel
+
+    hd = cfg.dim // cfg.heads
+    wan = WanTransformer3DModel(
+        patch_size=cfg.patch,
+        num_attention_heads=cfg.heads,
+        attention_head_dim=hd,
+        in_channels=cfg.latent_channels,
+        out_channels=cfg.latent_channels,
+        text_dim=cfg.text_dim,
+        freq_dim=256,
+        ffn_dim=int(cfg.dim * cfg.mlp_ratio),
+        num_layers=cfg.depth,
+    ).eval()
+    model.eval()
+    with torch.inference_mode():
+        t_ours = timed(lambda: model(x, t, text, mask))
+        t_wan = timed(lambda: wan(x, t * 1000, text, return_dict=False)[0])
+    n_ours = sum(p.numel() for p in model.parameters())
+    n_wan = sum(p.numel() for p in wan.parameters())
+    result = {
+        "preset": args.preset,
+        "config": dataclasses.asdict(cfg),
+        "batch": b,
+        "tokens": 80,
+        "threads": torch.get_num_threads(),
+        "matmul_peak_gflops": round(peak / 1e9, 1),
+        "train_step_s": round(t_step, 4),
+        "train_step_gflop": round(flops / 1e9, 2),
+        "train_achieved_gflops": round(achieved / 1e9, 1),
+        "train_flops_fraction": round(achieved / peak, 3),
+        "forward_s": round(t_ours, 4),
+        "wan_forward_s": round(t_wan, 4),
+        "forward_vs_diffusers_speedup": round(t_wan / t_ours, 2),
+        "params": n_ours,
+        "wan_params": n_wan,
+    }
+    print(f"matmul peak (fp32): {peak / 1e9:.1f} GFLOP/s")
+    print(
+        f"training step, batch {b}: {t_step:.3f} s, {flops / 1e9:.1f} GFLOP, {achieved / 1e9:.1f} GFLOP/s "
+        f"= {achieved / peak:.0%} of peak (target >= 60%)"
+    )
+    print(
+        f"forward, batch {b}: nanosora {t_ours:.4f} s ({n_ours:,} params), "
+        f"WanTransformer3DModel {t_wan:.4f} s ({n_wan:,} params): {t_wan / t_ours:.2f}x (target >= 1.5x)"
+    )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
