@@ -187,3 +187,29 @@ def _pad_to(t: torch.Tensor, width: int) -> torch.Tensor:
         return t
     pad = t.new_zeros(t.shape[0], width - t.shape[1], *t.shape[2:])
     return torch.cat([t, pad], 1)
+
+
+class OnTheFly:
+    """The LatentCache interface without a cache: every batch is drawn from a source, encoded
+    by the autoencoder and the text encoder as it is needed. Slower per step (the encoders
+    run every time) but needs no disk; for small runs and for data that changes."""
+
+    def __init__(self, vae, source, buckets=DIT_BUCKETS, text_encoder: str | None = "minilm"):
+        from nanosora.text import TextEncoder
+
+        self.vae, self.source, self.buckets = vae.eval(), source, buckets
+        self.enc = TextEncoder(text_encoder)
+        self.text_encoder = self.enc.name
+        self.null_text = self.enc.encode_tokens([""])[0]
+        self.latent_channels = vae.cfg.latent_channels
+        self.text_dim = self.enc.dim
+
+    def batch(self, batch_size: int, seed: int, step: int, rank: int = 0):
+        from nanosora.text import pad
+
+        bucket, samples = data.batch(self.source, self.buckets, batch_size, seed, step, rank)
+        with torch.inference_mode():
+            latents = self.vae.encode(data.to_batch(samples))
+        captions = [s.caption for s in samples]
+        text, mask = pad(self.enc.encode_tokens(captions))
+        return latents.clone(), text, mask, captions

@@ -76,7 +76,13 @@ def add_train(sub, positive_int) -> None:
     d.add_argument(
         "--preset", choices=list(DIT_PRESETS), default="default", help="model size (default: default)"
     )
-    d.add_argument("--cache", required=True, help="latent cache folder (from `nanosora cache`)")
+    d.add_argument(
+        "--cache",
+        help="latent cache folder (from `nanosora cache`); without it, clips are encoded on the fly",
+    )
+    d.add_argument(
+        "--data", default="flatland", help="with no --cache: 'flatland' (default) or a folder of .mp4"
+    )
     d.add_argument("--vae", required=True, help="model directory of the autoencoder the cache was built with")
     d.add_argument("--out", required=True, help="run folder: checkpoints, log, loss plot and the model files")
     d.add_argument("--steps", type=positive_int, default=5000, help="optimizer steps (default 5000)")
@@ -89,6 +95,7 @@ def add_train(sub, positive_int) -> None:
         "--ckpt-every", type=positive_int, default=250, help="steps between checkpoints (default 250)"
     )
     d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    d.add_argument("--compile", action="store_true", help="compile the model with torch.compile")
     d.set_defaults(func=cmd_train_dit)
 
 
@@ -105,7 +112,12 @@ def cmd_train_dit(args: argparse.Namespace) -> int:
         raise ValueError(
             f"{args.vae}: config.json has no 'vae' section (give the autoencoder's model directory)"
         )
-    source = cache.LatentCache(args.cache)
+    if args.cache:
+        source = cache.LatentCache(args.cache)
+    else:
+        from nanosora import data
+
+        source = cache.OnTheFly(modeldir.load_vae(args.vae), data.make_source(args.data, for_text=True))
     preset = DIT_PRESETS[args.preset]
     c = source.latent_channels
     if c != vae_cfg["vae"]["latent_channels"]:
@@ -128,7 +140,7 @@ def cmd_train_dit(args: argparse.Namespace) -> int:
         weight_decay=0.0,
     )
     parts = {"vae": vae_cfg["vae"], "text": {"encoder": source.text_encoder, "max_tokens": 128}, "fps": 8}
-    train_dit(out, cfg, tcfg, source, model_parts=parts)
+    train_dit(out, cfg, tcfg, source, model_parts=parts, compile=args.compile)
     print(f"trained transformer in {args.out}")
     return 0
 

@@ -23,12 +23,40 @@ def setup() -> tuple[int, int]:
     return rank, world
 
 
+def device() -> torch.device:
+    """cuda (this rank's GPU under torchrun), else mps, else cpu."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def autocast(dev: torch.device):
+    """bf16 autocast where the device supports it; fp32 on CPU (faster there, and exact)."""
+    import contextlib
+
+    if dev.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def wrap(model: torch.nn.Module) -> torch.nn.Module:
     if tdist.is_available() and tdist.is_initialized() and tdist.get_world_size() > 1:
         from torch.nn.parallel import DistributedDataParallel
 
-        return DistributedDataParallel(model)
+        dev = next(model.parameters()).device
+        return DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
     return model
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain model inside DDP and torch.compile wrappers (whose keys a checkpoint keeps)."""
+    while True:
+        inner = getattr(model, "_orig_mod", None) or getattr(model, "module", None)
+        if inner is None:
+            return model
+        model = inner
 
 
 def teardown() -> None:

@@ -134,7 +134,9 @@ def run(
     extra_state = extra_state or {}
     start = 0
     ck = checkpoint.newest(ckdir)
-    core = getattr(model, "module", model)  # a DDP wrapper saves the plain model's keys
+    from nanosora.dist import unwrap
+
+    core = unwrap(model)  # checkpoints hold the plain model's keys, not a wrapper's
     if ck is not None:
         core.load_state_dict(ck["model"])
         optimizer.load_state_dict(ck["optimizer"])

@@ -71,7 +71,7 @@ class EMA(torch.nn.Module):
 
     @torch.no_grad()
     def update(self, model: torch.nn.Module) -> None:
-        model = getattr(model, "module", model)  # unwrap DDP
+        model = dist.unwrap(model)
         for s, p in zip(self.shadow.parameters(), model.parameters(), strict=True):
             s.lerp_(p.detach(), 1 - self.decay)
 
@@ -94,12 +94,15 @@ def dit_loss(model, latents, text, mask, null_text, step_seed: tuple[int, int, i
         mask[drop] = False
         text[drop, :n] = null_text
         mask[drop, :n] = True
-    base = getattr(model, "module", model)
+    base = dist.unwrap(model)
     tokens = int(np.prod(base.grid(latents.shape)))
     t = flow.sample_t(b, flow.shift_for(tokens, cfg.flow), g, cfg.flow)
     noise = torch.randn(latents.shape, generator=g)
     x_t, target = flow.noisy(latents, noise, t)
-    pred = model(x_t, t, text, mask, cond=latents, frame_mask=fm)
+    dev = next(model.parameters()).device
+    x_t, t, text, mask, latents, fm, target = (v.to(dev) for v in (x_t, t, text, mask, latents, fm, target))
+    with dist.autocast(dev):
+        pred = model(x_t, t, text, mask, cond=latents, frame_mask=fm)
     weight = (1 - fm)[:, None, :, None, None]
     return flow.velocity_loss(pred, target, weight)
 
@@ -113,15 +116,18 @@ def train_dit(
     progress: bool = True,
     stop_after: int | None = None,
     model_parts: dict | None = None,
+    compile: bool = False,
 ) -> DiT:
     """Train on `source` (a cache.LatentCache or anything with its `batch` and `null_text`).
     `model_parts` (vae config, text encoder name, fps...) go into config.json beside the DiT."""
     out = Path(out)
     rank, world = dist.setup()
     torch.manual_seed(tcfg.seed)
-    model = DiT(cfg)
+    model = DiT(cfg).to(dist.device())
     ema = EMA(model, dcfg.ema)
     wrapped = dist.wrap(model)
+    if compile:
+        wrapped = torch.compile(wrapped)
     opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay, betas=(0.9, 0.99))
     null = source.null_text
 

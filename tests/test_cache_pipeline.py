@@ -120,3 +120,22 @@ def test_generate_refuses_bad_settings_before_any_compute(model_dir):
         m.generate("x", frames=6)
     with pytest.raises(ValueError, match="guidance"):
         m.generate("x", guidance=-1)
+
+
+def test_dit_trains_on_the_fly_without_a_cache(model_dir, tmp_path):
+    root, _ = model_dir
+    src = cache.OnTheFly(
+        modeldir.load_vae(root / "vae"), data.make_source("flatland", for_text=True), BUCKETS
+    )
+    lat, text, mask, caps = src.batch(2, seed=0, step=0)
+    assert lat.shape[:2] == (2, 4) and text.shape[0] == 2 and len(caps) == 2
+    cfg = train.TrainConfig(steps=2, batch=2, lr=1e-3, warmup=1, ckpt_every=2)
+    train_dit(tmp_path, DIT_PRESETS["tiny"], cfg, src, progress=False)
+    assert (tmp_path / "dit.safetensors").exists()
+
+
+def test_missing_text_encoder_is_a_clear_error(tmp_path):
+    from nanosora.text import TextEncoderError, resolve
+
+    with pytest.raises(TextEncoderError, match="not a local transformers model folder"):
+        resolve(str(tmp_path / "no-such-model"))
