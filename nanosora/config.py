@@ -24,6 +24,7 @@ class VAEConfig:
     patch: int = 1  # pixel (un)shuffle at the input and output (2: no layer at full size)
     widths: tuple[int, ...] = (32, 64, 128, 128)  # channels per spatial level, finest first
     time_downs: int = 2  # 2x time reductions, all at the coarsest level where they are cheap
+    time_space: int = 1  # spatial size of the time layers' kernels (3: full 3D kernels)
     enc_blocks: int = 1  # extra 3x3 layers at the coarsest level, encoder
     dec_blocks: int = 1  # and decoder
     shift: tuple[float, ...] | None = None

@@ -57,10 +57,11 @@ class CausalTimeConv(nn.Module):
     for the next call, so any split of the input into chunks gives the same outputs.
     """
 
-    def __init__(self, cin: int, cout: int, k: int = 3, stride: int = 1, skip: bool = True):
+    def __init__(self, cin: int, cout: int, k: int = 3, stride: int = 1, skip: bool = True, space: int = 1):
         super().__init__()
         self.k, self.stride, self.skip = k, stride, skip and cin == cout
-        self.proj = nn.Conv2d(cin * k, cout, 1)
+        # space > 1: a full 3D kernel (k x space x space), which can move content between frames
+        self.proj = nn.Conv2d(cin * k, cout, space, padding=space // 2)
 
     def forward(self, x, state: dict):  # (B, T, C, H, W)
         buf = state.get(self)
@@ -84,9 +85,9 @@ class TimeUp(nn.Module):
     """Each frame becomes two, except the very first frame of a stream, which stays one:
     1 + k frames -> 1 + 2k, mirroring a stride-2 CausalTimeConv."""
 
-    def __init__(self, c: int):
+    def __init__(self, c: int, space: int = 1):
         super().__init__()
-        self.conv = CausalTimeConv(c, 2 * c, k=3)
+        self.conv = CausalTimeConv(c, 2 * c, k=3, space=space)
 
     def forward(self, x, state):
         # each frame repeated (nearest in time) plus a learned, zero-initialised correction
@@ -118,7 +119,8 @@ def _encoder(cfg: VAEConfig) -> _Stack:
     layers: list[nn.Module] = [FrameConv(3 * cfg.patch**2, w[0])]
     layers += [FrameConv(w[i], w[i + 1], 4, stride=2) for i in range(len(w) - 1)]
     for _ in range(cfg.time_downs):
-        layers += [CausalTimeConv(w[-1], w[-1]), CausalTimeConv(w[-1], w[-1], stride=2)]
+        sp = cfg.time_space
+        layers += [CausalTimeConv(w[-1], w[-1], space=sp), CausalTimeConv(w[-1], w[-1], stride=2, space=sp)]
     layers += [FrameConv(w[-1], w[-1]) for _ in range(cfg.enc_blocks)]
     layers.append(FrameConv(w[-1], 2 * cfg.latent_channels))
     return _Stack(layers)
@@ -129,7 +131,7 @@ def _decoder(cfg: VAEConfig) -> _Stack:
     layers: list[nn.Module] = [FrameConv(cfg.latent_channels, w[-1])]
     layers += [FrameConv(w[-1], w[-1]) for _ in range(cfg.dec_blocks)]
     for _ in range(cfg.time_downs):
-        layers += [TimeUp(w[-1]), CausalTimeConv(w[-1], w[-1])]
+        layers += [TimeUp(w[-1], cfg.time_space), CausalTimeConv(w[-1], w[-1], space=cfg.time_space)]
     layers += [FrameConv(w[i + 1], w[i], 4, stride=2, transposed=True) for i in reversed(range(len(w) - 1))]
     layers.append(FrameConv(w[0], 3 * cfg.patch**2))
     return _Stack(layers)
