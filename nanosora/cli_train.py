@@ -177,9 +177,23 @@ def cmd_train_vae(args: argparse.Namespace) -> int:
 
 
 def add_eval(sub) -> None:
-    e = sub.add_parser("eval", help="evaluate a model")
+    e = sub.add_parser(
+        "eval",
+        help="the world benchmark (scored by the Flatland scorer), or `eval vae`",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  nanosora eval                        (the shipped model, every suite)\n"
+        "  nanosora eval --model runs/default/model --suite single --n 8\n"
+        "  nanosora eval vae --model runs/vae --json",
+    )
+    e.add_argument("--model", default=None, help="model directory (default: the shipped default model)")
+    e.add_argument("--suite", action="append", help="a suite to run (repeatable; default: all)")
+    e.add_argument("--n", type=int, default=16, help="prompts per suite (default 16)")
+    e.add_argument("--steps", type=int, default=20, help="sampling steps (default 20)")
+    e.add_argument("--guidance", type=float, default=4.0, help="guidance scale (default 4)")
+    e.add_argument("--out", default=None, help="folder for world_benchmark.json and samples.png")
+    e.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    e.set_defaults(func=cmd_eval_world)
     esub = e.add_subparsers(dest="eval_command", metavar="WHAT")
-    esub.required = True
     v = esub.add_parser(
         "vae",
         help="autoencoder PSNR and SSIM on held-out Flatland, real video and photos",
@@ -193,19 +207,29 @@ def add_eval(sub) -> None:
     v.set_defaults(func=cmd_eval_vae)
 
 
-def default_model_dir():
-    from pathlib import Path
+def cmd_eval_world(args: argparse.Namespace) -> int:
+    from nanosora import evaluate, pipeline
 
-    return Path(__file__).resolve().parent.parent / "models" / "default"
+    if args.n < 1 or args.steps < 1 or args.guidance < 0:
+        raise ValueError("--n and --steps must be 1 or more and --guidance 0 or more")
+    model = pipeline.load(args.model)
+    results = evaluate.run(
+        model, args.suite, n=args.n, steps=args.steps, guidance=args.guidance, out_dir=args.out
+    )
+    if args.json:
+        print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "cases"} for k, v in results.items()}))
+    else:
+        print(evaluate.table(results))
+    return 0
 
 
 def cmd_eval_vae(args: argparse.Namespace) -> int:
-    from nanosora import modeldir
+    from nanosora import modeldir, pipeline
     from nanosora.eval_vae import evaluate, table
 
     if args.n < 1:
         raise ValueError(f"--n {args.n} is not valid: use 1 or more clips")
-    vae = modeldir.load_vae(args.model or default_model_dir())
+    vae = modeldir.load_vae(args.model or pipeline.default_model_path())
     result = evaluate(vae, n=args.n, real=not args.flatland_only)
     print(json.dumps(result) if args.json else table(result))
     return 0

@@ -139,3 +139,18 @@ def test_missing_text_encoder_is_a_clear_error(tmp_path):
 
     with pytest.raises(TextEncoderError, match="not a local transformers model folder"):
         resolve(str(tmp_path / "no-such-model"))
+
+
+def test_world_benchmark_writes_table_json_and_samples(model_dir, tmp_path, capsys):
+    from nanosora import cli
+
+    root, _ = model_dir
+    args = ["eval", "--model", str(root / "model"), "--suite", "single", "--suite", "wide_tall"]
+    assert cli.main([*args, "--n", "2", "--steps", "1", "--out", str(tmp_path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"single", "wide_tall"} and out["single"]["total"] == 2
+    assert 0 <= out["single"]["rate"] <= 1
+    saved = json.loads((tmp_path / "world_benchmark.json").read_text())
+    assert [c["size"] for c in saved["wide_tall"]["cases"]] == ["128x64", "64x128"]
+    assert (tmp_path / "samples.png").stat().st_size > 0
+    assert cli.main(["eval", "--model", str(root / "model"), "--suite", "nope"]) == 2
