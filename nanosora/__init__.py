@@ -4,7 +4,7 @@ __version__ = "0.1.0"
 
 
 def load(path=None):
-    """Load a model directory (None: the shipped default model); see nanosora.pipeline.Model."""
-    from nanosora.pipeline import load as _load
+    """Load a model directory (None: the shipped default model); see nanosora.model.Model."""
+    from nanosora.model import load as _load
 
     return _load(path)

@@ -1,88 +1,265 @@
-"""The `generate` command (the parser lives in cli.py)."""
+"""The `generate` command (the parser lives in cli.py): one video, or a batch from JSONL.
+
+A single command and a batch line go through the same request -> Model.generate keyword
+mapping (`job_kwargs`), and every request is checked, inputs read, before the model loads.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import sys
+from pathlib import Path
 
 EPILOG = """examples:
   nanosora generate "a red circle moves right" -o red.mp4
   nanosora generate "a small blue square bounces on a white background" -o b.gif --seed 3
   nanosora generate "a green triangle spins" -o wide.mp4 --width 128 --height 64 --seconds 2
-  nanosora generate "a yellow circle" -o still.png --seconds 0      (one frame: text to image)
+  nanosora generate "a yellow circle" -o still.png --seconds 0        (one frame: text to image)
+  nanosora generate "it moves right" --image first.png -o anim.mp4     (animate an image)
+  nanosora generate "the circle keeps falling" --extend clip.mp4 --seconds 4 -o longer.mp4
+  nanosora generate "a red circle moves left" --loop -o loop.gif
+  nanosora generate "the square slides across" --connect a.mp4 b.mp4 -o joined.mp4
+  nanosora generate "a blue circle moves right" --edit clip.mp4 --strength 0.6 -o blue.mp4
+  nanosora generate --shots shots.json -o story.mp4     ([{"prompt": ..., "seconds": ...}, ...])
+  nanosora generate "a red circle moves right" --seconds 60 -o minute.mp4
+  nanosora generate --batch jobs.jsonl --out-dir out/   (one JSON job per line, model loaded once)
 
 The prompt is expanded into a detailed caption like those the model was trained on
-(printed, and stored in the file's metadata with the seed and every setting)."""
+(printed, and stored in the file's metadata with the seed and every setting).
+Outputs: .mp4, .gif, .png (contact sheet), or a folder ending in / (PNG frames)."""
+
+# Keys a batch line may hold, and the option each mirrors.
+JOB_KEYS = {
+    "name", "prompt", "width", "height", "seconds", "fps", "seed", "steps", "guidance",
+    "negative_prompt", "image", "image_frame", "extend", "backward", "loop", "connect",
+    "edit", "strength", "shots", "cond_guidance", "sampler", "expand",
+}  # fmt: skip
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
-def _guidance(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= v <= 30:
-        raise argparse.ArgumentTypeError(f"guidance {text} is not valid: use a number from 0 to 30")
-    return v
+def _number(kind, lo, hi, what):
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"{what} {text} is not valid: use {lo} to {hi}")
+        return v
 
-
-def _gen_seconds(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0 <= v <= 60:
-        raise argparse.ArgumentTypeError(f"{text} is not valid: use 0 (one frame) to 60 seconds")
-    return v
+    return parse
 
 
 def add_generate(sub, side, fps, positive_int) -> None:
     g = sub.add_parser(
         "generate",
-        help="generate a video from a prompt with a trained model",
+        help="generate a video from a prompt with a trained model (text, image, extend, loop, ...)",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    g.add_argument("prompt", help='what to show, e.g. "a red circle moves right on a black background"')
-    g.add_argument("-o", "--output", required=True, help="output: .mp4, .gif or .png (contact sheet)")
+    g.add_argument("prompt", nargs="?", default=None, help='what to show, e.g. "a red circle moves right"')
+    g.add_argument("-o", "--output", help="output: .mp4, .gif, .png (contact sheet) or a folder/")
     g.add_argument("--model", default=None, help="model directory (default: the shipped default model)")
-    g.add_argument("--width", type=side, default=64, help="frame width, a multiple of 16 (default 64)")
-    g.add_argument("--height", type=side, default=64, help="frame height, a multiple of 16 (default 64)")
-    g.add_argument("--seconds", type=_gen_seconds, default=2.0, help="duration, 0-60 (default 2)")
+    g.add_argument("--width", type=side, default=None, help="frame width, a multiple of 16 (default 64)")
+    g.add_argument("--height", type=side, default=None, help="frame height, a multiple of 16 (default 64)")
+    g.add_argument(
+        "--seconds",
+        type=_number(float, 0, 60, "seconds"),
+        default=None,
+        help="duration 0-60 (default 2; 0 = one frame); for --extend/--connect the time added",
+    )
     g.add_argument("--fps", type=fps, default=None, help="frames per second (default: the model's, 8)")
     g.add_argument("--seed", type=int, default=0, help="random seed: same seed, same video (default 0)")
     g.add_argument("--steps", type=positive_int, default=20, help="sampling steps (default 20)")
-    g.add_argument("--guidance", type=_guidance, default=4.0, help="text guidance scale (default 4)")
+    g.add_argument(
+        "--guidance", type=_number(float, 0, 30, "guidance"), default=4.0, help="text guidance (default 4)"
+    )
+    g.add_argument(
+        "--cond-guidance",
+        type=_number(float, 0, 30, "cond guidance"),
+        default=1.0,
+        help="guidance towards given frames in image/video modes (default 1)",
+    )
     g.add_argument("--negative-prompt", default="", help="what to steer away from (default none)")
+    g.add_argument(
+        "--sampler", choices=("euler", "heun"), default="euler", help="ODE sampler (default euler)"
+    )
     g.add_argument("--no-expand", action="store_true", help="use the prompt as it is, without expansion")
+    modes = g.add_argument_group("modes (choose at most one, plus --loop)")
+    modes.add_argument("--image", help="animate this image (png, jpg)")
+    modes.add_argument("--image-frame", type=int, default=0, help="frame where the image stands (default 0)")
+    modes.add_argument("--extend", metavar="VIDEO", help="continue this video by --seconds")
+    modes.add_argument("--backward", action="store_true", help="with --extend: add time before the video")
+    modes.add_argument("--loop", action="store_true", help="make the clip loop seamlessly")
+    modes.add_argument("--connect", nargs=2, metavar=("A", "B"), help="a transition of --seconds from A to B")
+    modes.add_argument("--edit", metavar="VIDEO", help="remake this video to match the prompt")
+    modes.add_argument(
+        "--strength",
+        type=_number(float, 0.01, 1.0, "strength"),
+        default=None,
+        help="with --edit: how much may change, 0.01-1 (default 0.6)",
+    )
+    modes.add_argument("--shots", metavar="FILE", help='JSON list of shots [{"prompt": ..., "seconds": ...}]')
+    modes.add_argument("--batch", metavar="FILE", help="JSONL, one job per line; needs --out-dir")
+    modes.add_argument("--out-dir", help="folder for --batch outputs (<name>.mp4 unless the job says)")
     g.set_defaults(func=cmd_generate)
+
+
+def _read_inputs(job: dict, base: Path) -> dict:
+    """Read every file a job names (errors name the file), before any model is loaded."""
+    from nanosora import video
+
+    def path(p):
+        return str(Path(p) if Path(p).is_absolute() else base / p)
+
+    out = {}
+    if job.get("image") is not None:
+        out["image"] = video.read_image(path(job["image"]))
+    for key in ("extend", "edit"):
+        if job.get(key) is not None:
+            out["video"] = video.read(path(job[key])).frames
+    if job.get("connect") is not None:
+        c = job["connect"]
+        if not isinstance(c, list) or len(c) != 2:
+            raise ValueError(f"connect takes two videos [a, b], got {c!r}")
+        out["connect"] = tuple(video.read(path(p)).frames for p in c)
+    if job.get("shots") is not None:
+        shots = job["shots"]
+        if isinstance(shots, str):
+            try:
+                shots = json.loads(Path(path(shots)).read_text())
+            except (OSError, json.JSONDecodeError) as e:
+                raise ValueError(f"{shots}: not a readable JSON list of shots ({e})") from None
+        if not isinstance(shots, list):
+            raise ValueError('shots must be a JSON list like [{"prompt": "...", "seconds": 2}, ...]')
+        out["shots"] = shots
+    return out
+
+
+def job_kwargs(job: dict, base: Path = Path(".")) -> dict:
+    """A request (a batch line, or the options of one command) -> Model.generate keywords."""
+    unknown = set(job) - JOB_KEYS
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(JOB_KEYS))}")
+    kw = {k: job[k] for k in ("width", "height", "seconds", "fps", "seed", "steps", "guidance") if k in job}
+    kw.update({k: job[k] for k in ("negative_prompt", "image_frame", "cond_guidance", "sampler") if k in job})
+    kw["prompt"] = job.get("prompt") or ""
+    kw["expand"] = bool(job.get("expand", True))
+    kw["loop"] = bool(job.get("loop", False))
+    if job.get("extend") is not None:
+        kw["extend"] = "backward" if job.get("backward") else "forward"
+    if job.get("edit") is not None:
+        kw["strength"] = job.get("strength") if job.get("strength") is not None else 0.6
+    elif job.get("strength") is not None:
+        raise ValueError("strength goes with edit (a video to remake)")
+    if job.get("backward") and job.get("extend") is None:
+        raise ValueError("backward goes with extend (a video to continue)")
+    kw.update(_read_inputs(job, base))
+    if not kw["prompt"] and "shots" not in kw:
+        raise ValueError("a prompt is needed (or shots)")
+    return kw
+
+
+def _args_job(args: argparse.Namespace) -> dict:
+    job = {
+        "prompt": args.prompt,
+        "width": args.width,
+        "height": args.height,
+        "seconds": args.seconds,
+        "fps": args.fps,
+        "seed": args.seed,
+        "steps": args.steps,
+        "guidance": args.guidance,
+        "cond_guidance": args.cond_guidance,
+        "negative_prompt": args.negative_prompt,
+        "sampler": args.sampler,
+        "expand": not args.no_expand,
+        "image": args.image,
+        "image_frame": args.image_frame,
+        "extend": args.extend,
+        "backward": args.backward,
+        "loop": args.loop,
+        "connect": list(args.connect) if args.connect else None,
+        "edit": args.edit,
+        "strength": args.strength,
+        "shots": args.shots,
+    }
+    return {k: v for k, v in job.items() if v is not None}
+
+
+def read_batch(path: str | Path) -> list[tuple[str, dict]]:
+    """Every line of a batch file checked and its inputs read: [(output name, kwargs)]."""
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read the batch file ({e.strerror or e})") from None
+    jobs, names = [], set()
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            job = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path} line {i}: not valid JSON ({e.msg})") from None
+        if not isinstance(job, dict):
+            raise ValueError(f"{path} line {i}: a job must be a JSON object")
+        name = str(job.get("name", f"job-{i:04d}"))
+        if not Path(name).suffix:
+            name += ".mp4"
+        if not NAME_RE.match(name) or Path(name).suffix.lower() not in (".mp4", ".gif", ".png"):
+            raise ValueError(
+                f"{path} line {i}: name {name!r} is not valid: use letters, digits, '_', '-', '.' "
+                "and an extension .mp4, .gif or .png (or none, for .mp4)"
+            )
+        if name in names:
+            raise ValueError(f"{path} line {i}: name {name!r} is used twice")
+        names.add(name)
+        try:
+            jobs.append((name, job_kwargs(job, path.parent)))
+        except ValueError as e:
+            raise ValueError(f"{path} line {i}: {e}") from None
+    if not jobs:
+        raise ValueError(f"{path}: no jobs (one JSON object per line)")
+    return jobs
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from nanosora import pipeline
     from nanosora.cli import _check_output
+    from nanosora.model import load
 
-    _check_output(args.output)
-    model = pipeline.load(args.model)
-    fps = args.fps or model.fps
-    frames = 1 + 4 * round(args.seconds * fps / 4)
-    bar = tqdm(total=args.steps, desc="sampling", unit="step", disable=None)
-    video = model.generate(
-        args.prompt,
-        width=args.width,
-        height=args.height,
-        frames=frames,
-        fps=fps,
-        steps=args.steps,
-        guidance=args.guidance,
-        seed=args.seed,
-        negative_prompt=args.negative_prompt,
-        expand=not args.no_expand,
-        callback=lambda i, n, x: bar.update(1),
-    )
-    bar.close()
-    out = video.save(args.output)
-    print(f"caption: {video.metadata['caption']}", file=sys.stderr)
-    print(f"wrote {out} ({len(video.frames)} frames, {args.width}x{args.height}, {fps} fps)")
+    if args.batch:
+        if not args.out_dir or args.output:
+            raise ValueError("--batch writes to --out-dir DIR (and takes no -o)")
+        out_dir = Path(args.out_dir)
+        if not out_dir.is_dir():
+            raise ValueError(f"--out-dir {out_dir}: no such folder")
+        jobs = [(out_dir / name, kw) for name, kw in read_batch(args.batch)]
+    else:
+        if not args.output:
+            raise ValueError("-o/--output is required (or --batch FILE --out-dir DIR)")
+        _check_output(args.output)
+        jobs = [
+            (Path(args.output) if not args.output.endswith("/") else args.output, job_kwargs(_args_job(args)))
+        ]
+    model = load(args.model)
+    for out, kw in tqdm(jobs, desc="jobs", unit="video", disable=len(jobs) == 1 or None):
+        bar = tqdm(desc="sampling", unit="step", disable=None, leave=len(jobs) == 1)
+
+        def step(i, n, x, bar=bar):
+            if bar.total != n or i < bar.n:
+                bar.reset(total=n)
+            bar.update(i - bar.n)
+
+        video = model.generate(**kw, callback=step)
+        bar.close()
+        path = video.save(out)
+        caption = video.metadata["caption"]
+        print(f"caption: {caption if isinstance(caption, str) else ' | '.join(caption)}", file=sys.stderr)
+        f, (h, w) = len(video.frames), video.frames.shape[1:3]
+        print(f"wrote {path} ({f} frames, {w}x{h}, {video.fps:g} fps, {video.metadata['mode']})")
     return 0

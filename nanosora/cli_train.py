@@ -192,6 +192,11 @@ def add_eval(sub) -> None:
     e.add_argument("--guidance", type=float, default=4.0, help="guidance scale (default 4)")
     e.add_argument("--out", default=None, help="folder for world_benchmark.json and samples.png")
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    e.add_argument(
+        "--reference",
+        action="store_true",
+        help="score the renderer's ground truth instead of a model (the ceiling each suite allows)",
+    )
     e.set_defaults(func=cmd_eval_world)
     esub = e.add_subparsers(dest="eval_command", metavar="WHAT")
     v = esub.add_parser(
@@ -208,11 +213,12 @@ def add_eval(sub) -> None:
 
 
 def cmd_eval_world(args: argparse.Namespace) -> int:
-    from nanosora import evaluate, pipeline
+    from nanosora import evaluate
+    from nanosora.model import load as load_model
 
     if args.n < 1 or args.steps < 1 or args.guidance < 0:
         raise ValueError("--n and --steps must be 1 or more and --guidance 0 or more")
-    model = pipeline.load(args.model)
+    model = evaluate.WorldReference() if args.reference else load_model(args.model)
     results = evaluate.run(
         model, args.suite, n=args.n, steps=args.steps, guidance=args.guidance, out_dir=args.out
     )
@@ -224,12 +230,13 @@ def cmd_eval_world(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_vae(args: argparse.Namespace) -> int:
-    from nanosora import modeldir, pipeline
+    from nanosora import modeldir
     from nanosora.eval_vae import evaluate, table
+    from nanosora.model import default_model_path
 
     if args.n < 1:
         raise ValueError(f"--n {args.n} is not valid: use 1 or more clips")
-    vae = modeldir.load_vae(args.model or pipeline.default_model_path())
+    vae = modeldir.load_vae(args.model or default_model_path())
     result = evaluate(vae, n=args.n, real=not args.flatland_only)
     print(json.dumps(result) if args.json else table(result))
     return 0

@@ -8,6 +8,7 @@ scenes, and never the held-out colour-shape-motion combinations (world/heldout.p
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,8 @@ SIMPLE_MOTIONS = (
     "grows",
     "shrinks",
 )
+
+LONG_MOTIONS = ("stays still", "spins", "bounces", "falls")
 
 
 @dataclass
@@ -65,6 +68,25 @@ def _two(rng) -> str:
         b = _combo(rng)
         if b[0] != a[0]:
             return f"{_obj(*a)} and {_obj(*b)}"
+
+
+def _physics(rng, i: int) -> str:
+    """A fall accelerates, a bounce reflects, an object passing behind another comes out the
+    other side (object permanence), a trail stays."""
+    colours = [str(c) for c in rng.permutation(list(spec.COLOURS))[:2]]
+    shapes = [str(rng.choice(spec.SHAPES)) for _ in range(2)]
+    kind = i % 4
+    if kind == 0:
+        return _obj(colours[0], shapes[0], "falls")
+    if kind == 1:
+        return _obj(colours[0], shapes[0], "bounces")
+    if kind == 2:
+        return f"a small {colours[0]} {shapes[0]} passes behind a big {colours[1]} {shapes[1]}"
+    return _obj(
+        colours[0],
+        shapes[0],
+        str(rng.choice(["moves right", "moves left", "moves down"])) + " and leaves a trail",
+    )
 
 
 def suites(n: int = 16) -> dict[str, list[Case]]:
@@ -103,17 +125,61 @@ def suites(n: int = 16) -> dict[str, list[Case]]:
     out["physics"] = [
         Case(
             "physics",
-            _obj(
-                str(rng.choice(list(spec.COLOURS))),
-                str(rng.choice(spec.SHAPES)),
-                "bounces" if i % 2 else "falls",
-            ),
-            seconds=3.0 if i % 2 == 0 else 2.0,
+            _physics(rng, i),
+            seconds=3.0 if i % 4 == 0 else 2.0,
             seed=i,
         )
         for i in range(max(4, n // 2))
     ]
-    return out
+    # Long clips, made window by window: the object must stay present, with the same colour,
+    # shape and size, for the whole clip (motions that keep it in the frame).
+    for name, secs, k in (("long_10s", 10.0, max(4, n // 2)), ("long_60s", 60.0, max(4, n // 4))):
+        out[name] = [
+            Case(
+                name,
+                _obj(str(rng.choice(list(spec.COLOURS))), str(rng.choice(spec.SHAPES)), LONG_MOTIONS[i % 4]),
+                seconds=secs,
+                seed=i,
+            )
+            for i in range(k)
+        ]
+    return {name: [c for c in map(_renderable, cases) if c is not None] for name, cases in out.items()}
+
+
+def _renderable(c: Case, tries: int = 20) -> Case | None:
+    """The case with a seed at which the world can lay the prompt out (prompt expansion uses
+    the same seed), or None: some prompts cannot be staged in some frames (a medium square
+    that grows in a small frame leaves it), and the suites only ask for what the world can do."""
+    from nanosora.world.parse import PromptError, scene_from_prompt
+
+    for k in range(tries):
+        seed = c.seed + 1000 * k
+        try:
+            scene_from_prompt(
+                c.prompt, np.random.default_rng(seed), aspect=c.width / c.height, seconds=c.seconds
+            )
+        except (PromptError, ValueError):
+            continue
+        return dataclasses.replace(c, seed=seed)
+    return None
+
+
+class WorldReference:
+    """The renderer as a "model": the ground-truth clip of each prompt. Scoring it gives the
+    ceiling a suite allows (the scorer has its own misses, under occlusion for example)."""
+
+    fps = 8
+
+    def generate(self, prompt, *, width, height, frames, seed, **_):
+        from nanosora.video import Video
+        from nanosora.world.caption import detailed_caption
+        from nanosora.world.parse import scene_from_prompt
+        from nanosora.world.render import render
+
+        secs = (frames - 1) / self.fps
+        scene = scene_from_prompt(prompt, np.random.default_rng(seed), aspect=width / height, seconds=secs)
+        clip = render(scene, width, height, self.fps, secs)
+        return Video(clip, self.fps, {"caption": detailed_caption(scene, secs)})
 
 
 def run(

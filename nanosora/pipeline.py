@@ -8,24 +8,17 @@ text encoder; the Python API (`nanosora.load`), the CLI and the server all call 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from nanosora import __version__, flow, modeldir
-from nanosora.vae import tensor_to_frames
-from nanosora.video import Video
+from nanosora import flow, timeline
+from nanosora.timeline import Timeline
+from nanosora.vae import frames_to_tensor, tensor_to_frames
 
 DEFAULT_STEPS = 20
 DEFAULT_GUIDANCE = 4.0
-
-
-def default_model_path() -> Path:
-    return Path(__file__).resolve().parent.parent / "models" / "default"
 
 
 def expand_prompt(
@@ -44,6 +37,14 @@ def expand_prompt(
     return detailed_caption(scene, seconds)
 
 
+def schedule_for(steps: int, shift: float, strength: float = 1.0) -> list[float]:
+    """The sampling times: the shifted schedule, started at `strength` (< 1 for an edit)."""
+    if not 0 < strength <= 1:
+        raise ValueError(f"strength {strength} is not valid: use a number in (0, 1]")
+    full = flow.get_schedule(steps, shift)
+    return full if strength >= 1 else [strength] + [t for t in full if t < strength]
+
+
 def sample_latents(
     dit,
     text: torch.Tensor,
@@ -59,14 +60,21 @@ def sample_latents(
     cond_guidance: float = 1.0,
     method: str = "euler",
     shift: float | None = None,
+    init: torch.Tensor | None = None,
+    strength: float = 1.0,
     callback: Callable[[int, int, torch.Tensor], None] | None = None,
 ) -> torch.Tensor:
     """Latents (B, C, T, h, w) for B = len(seeds) samples. text: (B, L, D) with mask;
-    null_text: the empty (or negative) prompt, (B, L0, D). cond/frame_mask: given frames."""
+    null_text: the empty (or negative) prompt, (B, L0, D). cond/frame_mask: given frames.
+    init/strength: start from `init` noised to time `strength` instead of from pure noise
+    (SDEdit, Meng et al. 2022): the lower the strength, the more of `init` survives."""
     b = len(seeds)
     tokens = int(np.prod(dit.grid(shape)))
     shift = flow.shift_for(tokens) if shift is None else shift
     x = flow.get_noise(shape, seeds)
+    schedule = schedule_for(steps, shift, strength if init is not None else 1.0)
+    if init is not None:
+        x = (1 - schedule[0]) * init + schedule[0] * x
     has_cond = frame_mask is not None and bool(frame_mask.any())
     zeros = torch.zeros(b, shape[1])
 
@@ -78,110 +86,104 @@ def sample_latents(
             return dit(x, tt, txt, msk, cond=cond, frame_mask=fm)
 
     velocity = flow.guided(model_fn, guidance, cond_guidance, has_cond)
-    x = flow.denoise(velocity, x, flow.get_schedule(steps, shift), method, callback)
+    x = flow.denoise(velocity, x, schedule, method, callback)
     if has_cond:  # given frames are given: keep them exactly
         m = frame_mask[:, None, :, None, None].to(x.dtype)
         x = x * (1 - m) + cond * m
     return x
 
 
-@dataclass
-class Model:
-    """A loaded model directory: autoencoder, transformer, text encoder and settings."""
+def fill(
+    vae,
+    dit,
+    tl: Timeline,
+    text: tuple[torch.Tensor, torch.Tensor],
+    null: tuple[torch.Tensor, torch.Tensor],
+    seed: int,
+    window: int,
+    steps: int = DEFAULT_STEPS,
+    guidance: float = DEFAULT_GUIDANCE,
+    cond_guidance: float = 1.0,
+    method: str = "euler",
+    strength: float = 1.0,
+    callback: Callable[[int, int, torch.Tensor], None] | None = None,
+) -> np.ndarray:
+    """Generate every unknown frame of the timeline, window by window (see timeline.py), and
+    return all its frames; known frames come back exactly as given. The callback sees steps
+    counted over all windows."""
+    factor = vae.cfg.time_factor
+    windows = timeline.plan(tl.known, window, factor)
+    n_steps = len(schedule_for(steps, 1.0, strength if tl.init is not None else 1.0)) - 1
+    total, h, w = n_steps * len(windows), tl.frames.shape[1], tl.frames.shape[2]
+    for k, (s, e) in enumerate(windows):
+        known = tl.known[s:e].copy()
+        given = timeline.latent_mask(known, factor)
+        z = cond = frame_mask = None
+        if given.any() or tl.init is not None:
+            with torch.inference_mode():
+                z = vae.encode(frames_to_tensor(tl.window_pixels(s, e)))
+        if given.any():
+            cond, frame_mask = z, torch.from_numpy(given).float()[None]
+        shape = (vae.cfg.latent_channels, *vae.latent_shape(e - s, h, w)[1:])
+        done = k * n_steps
 
-    vae: torch.nn.Module
-    dit: torch.nn.Module
-    text_encoder: object
-    config: dict
-    path: Path
+        def report(i, n, x, done=done):
+            if callback is not None:
+                callback(done + i, total, x)
 
-    @property
-    def fps(self) -> int:
-        return int(self.config.get("fps", 8))
-
-    def encode_text(self, texts: list[str]):
-        from nanosora.text import pad
-
-        return pad(self.text_encoder.encode_tokens(texts))
-
-    def generate(
-        self,
-        prompt: str,
-        *,
-        width: int = 64,
-        height: int = 64,
-        seconds: float | None = None,
-        frames: int | None = None,
-        fps: int | None = None,
-        steps: int = DEFAULT_STEPS,
-        guidance: float = DEFAULT_GUIDANCE,
-        seed: int = 0,
-        negative_prompt: str = "",
-        expand: bool = True,
-        sampler: str = "euler",
-        callback: Callable[[int, int, torch.Tensor], None] | None = None,
-    ) -> Video:
-        """Text to video (frames = 1 + 4k; 1 frame is text to image)."""
-        from nanosora.vae import check_frames, check_size
-
-        fps = fps or self.fps
-        if frames is None:
-            frames = int(round((seconds if seconds is not None else 2.0) * fps)) + 1
-            frames = 1 + 4 * max(0, round((frames - 1) / 4))
-        check_frames(frames, self.vae.cfg.time_factor)
-        check_size(height, width, 16)
-        if steps < 1:
-            raise ValueError(f"steps {steps} is not valid: use 1 or more")
-        if guidance < 0:
-            raise ValueError(f"guidance {guidance} is not valid: use 0 or more")
-        t0 = time.perf_counter()
-        secs = (frames - 1) / fps
-        caption = expand_prompt(prompt, secs or 1.0 / fps, width / height, seed) if expand else prompt
-        text, mask = self.encode_text([caption])
-        null, null_mask = self.encode_text([negative_prompt])
-        shape = (self.vae.cfg.latent_channels, *self.vae.latent_shape(frames, height, width)[1:])
-        z = sample_latents(
-            self.dit,
-            text,
-            mask,
-            null,
-            null_mask,
+        lat = sample_latents(
+            dit,
+            *text,
+            *null,
             shape,
-            [seed],
+            [timeline.window_seed(seed, k)],
             steps,
             guidance,
-            method=sampler,
-            callback=callback,
+            cond=cond,
+            frame_mask=frame_mask,
+            cond_guidance=cond_guidance,
+            method=method,
+            init=z if tl.init is not None else None,
+            strength=strength,
+            callback=report,
         )
         with torch.inference_mode():
-            x = self.vae.decode(z)
-        meta = {
-            "generator": f"nanosora {__version__}",
-            "model": str(self.config.get("name", self.path.name)),
-            "prompt": prompt,
-            "caption": caption,
-            "negative_prompt": negative_prompt,
-            "seed": seed,
-            "width": width,
-            "height": height,
-            "frames": frames,
-            "fps": fps,
-            "steps": steps,
-            "guidance": guidance,
-            "sampler": sampler,
-            "seconds_to_generate": round(time.perf_counter() - t0, 3),
-        }
-        return Video(tensor_to_frames(x[0]), fps, meta)
+            frames = tensor_to_frames(vae.decode(lat)[0])
+        tl.frames[s:e][~known] = frames[~known]
+        tl.known[s:e] = True
+    return tl.frames
 
 
-def load(path: str | Path | None = None) -> Model:
-    """Load a model directory (None: the shipped default model)."""
-    from nanosora.text import TextEncoder
+def extend_timeline(video: np.ndarray, n: int, backward: bool = False) -> Timeline:
+    """The video with n frames to generate after it (or before it)."""
+    if n < 1:
+        raise ValueError(f"extending needs at least one new frame, got {n}")
+    tl = Timeline.blank(len(video) + n, *video.shape[1:3])
+    tl.put(n if backward else 0, video)
+    return tl
 
-    path = Path(path) if path is not None else default_model_path()
-    cfg = modeldir.read_config(path)
-    vae = modeldir.load_vae(path)
-    dit = modeldir.load_dit(path)
-    text_cfg = cfg.get("text", {})
-    enc = TextEncoder(text_cfg.get("encoder", "minilm"), max_tokens=int(text_cfg.get("max_tokens", 128)))
-    return Model(vae, dit, enc, cfg, path)
+
+def connect_timeline(a: np.ndarray, b: np.ndarray, gap: int) -> tuple[Timeline, np.ndarray, np.ndarray]:
+    """A transition of `gap` frames from the end of a to the start of b. The timeline holds
+    a's last frames and b's first as context; returns it with the parts of a before it and
+    of b after it, so that head + filled timeline + tail is the whole connected video."""
+    if gap < 1:
+        raise ValueError(f"connecting needs at least one new frame between the videos, got {gap}")
+    ka, kb = min(len(a), timeline.CONTEXT_LEFT), min(len(b), timeline.CONTEXT_RIGHT)
+    tl = Timeline.blank(ka + gap + kb, *a.shape[1:3])
+    tl.put(0, a[len(a) - ka :])
+    tl.put(ka + gap, b[:kb])
+    return tl, a[: len(a) - ka], b[kb:]
+
+
+def loop_timeline(frames: np.ndarray, factor: int = 4) -> Timeline:
+    """Remake the end of a clip so that it flows into its start: the clip's first frames are
+    placed again after its end (one latent group), its last 2*factor frames are regenerated
+    between, and the caller keeps the first len(frames) frames."""
+    n = len(frames)
+    if n < 1 + 2 * factor:
+        raise ValueError(f"a loop needs at least {1 + 2 * factor} frames, got {n}")
+    tl = Timeline.blank(n + factor, *frames.shape[1:3])
+    tl.put(0, frames[: n - 2 * factor])
+    tl.put(n, frames[:factor])
+    return tl
