@@ -144,12 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("prompt", help="the prompt to judge it against")
     sc.set_defaults(func=cmd_world_score)
 
-    from nanosora import cli_generate, cli_train
+    from nanosora import cli_generate, cli_serve, cli_train
 
     cli_generate.add_generate(sub, _side, _fps, _positive_int)
     cli_train.add_train(sub, _positive_int)
     cli_train.add_eval(sub)
     cli_train.add_cache(sub, _positive_int)
+    cli_serve.add_serve(sub, _positive_int)
     return parser
 
 

@@ -21,3 +21,24 @@ class FakeCache:
         rng = np.random.default_rng([seed, step, rank])
         idx = torch.as_tensor(rng.integers(0, len(self.latents), batch_size))
         return self.latents[idx], self.text[idx], self.mask[idx], [""] * batch_size
+
+
+def make_tiny_model(out, window: int = 9):
+    """A tiny model directory with random weights (the zero-initialised ones too, so that
+    samples vary): enough to run every generation mode quickly."""
+    from nanosora import modeldir
+    from nanosora.config import VAE_PRESETS, to_dict
+    from nanosora.dit import DIT_PRESETS, DiT
+    from nanosora.vae import VideoVAE
+
+    torch.manual_seed(0)
+    vae, dit = VideoVAE(VAE_PRESETS["tiny"]), DiT(DIT_PRESETS["tiny"])
+    with torch.no_grad():
+        for p in dit.parameters():
+            if not p.abs().sum():
+                p.normal_(0, 0.02)
+    modeldir.save_weights(out / "vae.safetensors", vae)
+    modeldir.save_weights(out / "dit.safetensors", dit)
+    cfg = {"vae": to_dict(VAE_PRESETS["tiny"]), "dit": to_dict(DIT_PRESETS["tiny"])}
+    modeldir.update_config(out, name="tiny", text={"encoder": "minilm"}, fps=8, window=window, **cfg)
+    return out

@@ -9,28 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from nanosora import cli, modeldir, pipeline, timeline, video
-from nanosora.config import VAE_PRESETS, to_dict
-from nanosora.dit import DIT_PRESETS, DiT
+from nanosora import cli, pipeline, timeline, video
 from nanosora.model import load
-from nanosora.vae import VideoVAE
+from tests.helpers import make_tiny_model
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    """A tiny model directory with random weights (the output layer too, so samples vary)."""
-    out = tmp_path_factory.mktemp("tiny-model")
-    torch.manual_seed(0)
-    vae, dit = VideoVAE(VAE_PRESETS["tiny"]), DiT(DIT_PRESETS["tiny"])
-    with torch.no_grad():
-        for p in dit.parameters():
-            if not p.abs().sum():
-                p.normal_(0, 0.02)
-    modeldir.save_weights(out / "vae.safetensors", vae)
-    modeldir.save_weights(out / "dit.safetensors", dit)
-    cfg = {"vae": to_dict(VAE_PRESETS["tiny"]), "dit": to_dict(DIT_PRESETS["tiny"])}
-    modeldir.update_config(out, name="tiny", text={"encoder": "minilm"}, fps=8, window=9, **cfg)
-    return out
+    return make_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
 
 @pytest.fixture(scope="module")

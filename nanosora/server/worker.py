@@ -1,0 +1,87 @@
+"""The worker pool: threads that take the oldest queued job, generate it with the shared
+pipeline (Model.generate, the same call as the CLI's), and write its files atomically."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from collections.abc import Callable
+
+from nanosora.server.store import Store
+
+log = logging.getLogger("nanosora.server")
+
+
+def generate_kwargs(params: dict) -> dict:
+    """A stored job's parameters -> Model.generate keywords."""
+    kw = {k: params[k] for k in ("prompt", "width", "height", "seed", "steps", "guidance") if k in params}
+    mode = params.get("mode", "text")
+    if mode == "text" or mode == "image":
+        kw["seconds"] = float(params["seconds"])
+    if mode == "image":
+        kw["image"] = params["input"]
+    elif mode == "extend":
+        kw.update(video=params["input"], extend="forward", seconds=float(params["seconds"]))
+    elif mode == "edit":
+        kw.update(video=params["input"], strength=float(params.get("strength", 0.6)))
+    return kw
+
+
+class Workers:
+    def __init__(self, store: Store, get_model: Callable, n: int = 1):
+        self.store, self.get_model = store, get_model
+        self._wake, self._stop = threading.Event(), threading.Event()
+        self._threads = [
+            threading.Thread(target=self._loop, name=f"worker-{i}", daemon=True) for i in range(n)
+        ]
+        self.busy = 0
+
+    def start(self) -> None:
+        for t in self._threads:
+            t.start()
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        for t in self._threads:
+            t.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            job = self.store.claim()
+            if job is None:
+                self._wake.wait(0.5)
+                self._wake.clear()
+                continue
+            self.busy += 1
+            try:
+                self.run(job)
+            finally:
+                self.busy -= 1
+
+    def run(self, job: dict) -> None:
+        from nanosora import video as vio
+
+        vid = job["id"]
+        try:
+            model = self.get_model()
+
+            def progress(i, n, x):
+                self.store.progress(vid, int(100 * i / max(1, n)))
+
+            out = model.generate(**generate_kwargs(job["params"]), callback=progress)
+            out.metadata.update(video_id=vid, created_at=job["created_at"])
+            vio.write(self.store.path(vid, "video"), out.frames, out.fps, out.metadata)
+            vio.write_png(self.store.path(vid, "thumbnail"), out.frames[len(out.frames) // 2], out.metadata)
+            sheet = vio.contact_sheet(out.frames[:: max(1, len(out.frames) // 16)][:16])
+            vio.write_png(self.store.path(vid, "spritesheet"), sheet, out.metadata)
+            if not self.store.finish(vid, seconds=f"{out.seconds:g}"):  # deleted while running
+                self.store.delete(vid)
+        except Exception as e:  # a failed job is reported on the job, never lost
+            log.error("job %s failed: %s\n%s", vid, e, traceback.format_exc())
+            code = "invalid_input" if isinstance(e, ValueError) else "generation_failed"
+            self.store.fail(vid, code, str(e))
