@@ -358,7 +358,10 @@ def create_app(
         seconds = parse_seconds(fields.get("seconds"))
         vid = store.new_id()
         image = await image_input(fields, files, vid)
-        params.update(width=width, height=height, seconds=seconds, mode="image" if image else "text")
+        loop = str(fields.get("loop", "false")).lower() in ("1", "true", "yes")  # nanosora's own field
+        params.update(
+            width=width, height=height, seconds=seconds, mode="image" if image else "text", loop=loop
+        )
         if image:
             params["input"] = str(image)
         return enqueue(vid, prompt, model, seconds, f"{width}x{height}", params)

@@ -19,6 +19,7 @@ def generate_kwargs(params: dict) -> dict:
     mode = params.get("mode", "text")
     if mode == "text" or mode == "image":
         kw["seconds"] = float(params["seconds"])
+        kw["loop"] = bool(params.get("loop", False))
     if mode == "image":
         kw["image"] = params["input"]
     elif mode == "extend":
