@@ -151,7 +151,24 @@ def build_parser() -> argparse.ArgumentParser:
     cli_train.add_eval(sub)
     cli_train.add_cache(sub, _positive_int)
     cli_serve.add_serve(sub, _positive_int)
+    vf = sub.add_parser(
+        "verify",
+        help="check a video's provenance: its sealed manifest and its invisible watermark",
+        epilog="Prints JSON (verdict, manifest, watermark). Exit 0: authentic and unchanged; 1: changed, "
+        "re-encoded or not from nanosora; 2: unreadable file.",
+    )
+    vf.add_argument("file", help="a video or image (.mp4, .gif, .png)")
+    vf.set_defaults(func=cmd_verify)
     return parser
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from nanosora.provenance import verify
+
+    report = verify(args.file)
+    print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    print(report.verdict(), file=sys.stderr)
+    return 0 if report.intact else 1
 
 
 def _ensure_parent(path: str) -> None:

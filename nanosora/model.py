@@ -135,6 +135,7 @@ class Model:
         expand: bool = True,
         expand_hook: Callable[[str], str] | None = None,
         sampler: str = "euler",
+        watermark: bool = True,
         callback: Callable[[int, int, torch.Tensor], None] | None = None,
     ) -> Video:
         """Generate a video (a one-frame video is an image). The mode follows the arguments:
@@ -148,7 +149,8 @@ class Model:
         - shots: `shots=[{"prompt": ..., "seconds": ...}, ...]`, one cut after another.
 
         `seconds` (or `frames`) is the clip's length, or for extend and connect the length
-        added. `callback(step, total, latents)` is called after every sampling step."""
+        added. `callback(step, total, latents)` is called after every sampling step.
+        `watermark`: mark the frames invisibly (provenance.py); Video.save then seals the file."""
         fps = fps or self.fps
         mode = self._check(locals())
         t0 = time.perf_counter()
@@ -221,6 +223,7 @@ class Model:
         meta = {
             "generator": f"nanosora {__version__}",
             "model": str(self.config.get("name", self.path.name)),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "mode": mode + ("+loop" if loop else ""),
             "prompt": prompt if mode != "shots" else [s["prompt"] for s in shots],
             "caption": captions[0] if len(captions) == 1 else captions,
@@ -235,6 +238,10 @@ class Model:
             "sampler": sampler,
             "seconds_to_generate": round(time.perf_counter() - t0, 3),
         }
+        if watermark:
+            from nanosora import provenance
+
+            out, meta["watermark"] = provenance.embed(out), provenance.MARK
         if mode == "image":
             meta["image_frame"] = image_frame
         if mode == "edit":

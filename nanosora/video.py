@@ -38,6 +38,11 @@ class Video:
         return (len(self.frames) - 1) / self.fps if len(self.frames) > 1 else 0.0
 
     def save(self, path: str | os.PathLike) -> Path:
+        """Write by extension; a generated (watermarked) video is also sealed (provenance.py)."""
+        if self.metadata.get("watermark"):
+            from nanosora import provenance
+
+            return provenance.save(self, path)
         return write(path, self.frames, self.fps, self.metadata)
 
 
@@ -125,6 +130,23 @@ def write_mp4(
             for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
                 out.mux(packet)
         for packet in stream.encode():
+            out.mux(packet)
+
+
+def remux_mp4(path: str | os.PathLike, metadata: dict) -> None:
+    """Replace an mp4's provenance comment without re-encoding: the encoded packets are copied
+    as they are into a new container, so the decoded frames do not change."""
+    import av
+
+    path = Path(path)
+    with atomic_path(path) as tmp, av.open(str(path)) as src, av.open(str(tmp), "w", format="mp4") as out:
+        s_in = src.streams.video[0]
+        s_out = out.add_stream_from_template(s_in)
+        out.metadata["comment"] = json.dumps(metadata, ensure_ascii=False)
+        for packet in src.demux(s_in):
+            if packet.dts is None:  # the demuxer's end-of-stream marker
+                continue
+            packet.stream = s_out
             out.mux(packet)
 
 

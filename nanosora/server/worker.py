@@ -76,7 +76,7 @@ class Workers:
 
             out = model.generate(**generate_kwargs(job["params"]), callback=progress)
             out.metadata.update(video_id=vid, created_at=job["created_at"])
-            vio.write(self.store.path(vid, "video"), out.frames, out.fps, out.metadata)
+            out.save(self.store.path(vid, "video"))  # watermarked and sealed
             vio.write_png(self.store.path(vid, "thumbnail"), out.frames[len(out.frames) // 2], out.metadata)
             sheet = vio.contact_sheet(out.frames[:: max(1, len(out.frames) // 16)][:16])
             vio.write_png(self.store.path(vid, "spritesheet"), sheet, out.metadata)
