@@ -16,22 +16,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import statistics
-import time
 
 import torch
+from common import timed, wan_transformer_like
 from torch.utils.flop_counter import FlopCounterMode
-
-
-def timed(fn, repeats: int = 5, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
 
 
 def matmul_peak() -> float:
@@ -43,19 +31,13 @@ def matmul_peak() -> float:
     return best
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--json")
-    ap.add_argument("--preset", default="default")
-    ap.add_argument("--batch", type=int, default=32)
-    args = ap.parse_args()
-
+def measure(preset: str = "default", batch: int = 32) -> dict:
     from nanosora.dit import DIT_PRESETS, DiT
 
     torch.manual_seed(0)
-    cfg = DIT_PRESETS[args.preset]
+    cfg = DIT_PRESETS[preset]
     model = DiT(cfg)
-    b, L = args.batch, 48
+    b, L = batch, 48
     x = torch.randn(b, cfg.latent_channels, 5, 8, 8)
     t = torch.rand(b)
     text = torch.randn(b, L, cfg.text_dim)
@@ -77,28 +59,15 @@ def main() -> None:
     achieved = flops / t_step
 
     # forward, side by side with Wan at matched size
-    from diffusers import WanTransformer3DModel
-
-    hd = cfg.dim // cfg.heads
-    wan = WanTransformer3DModel(
-        patch_size=cfg.patch,
-        num_attention_heads=cfg.heads,
-        attention_head_dim=hd,
-        in_channels=cfg.latent_channels,
-        out_channels=cfg.latent_channels,
-        text_dim=cfg.text_dim,
-        freq_dim=256,
-        ffn_dim=int(cfg.dim * cfg.mlp_ratio),
-        num_layers=cfg.depth,
-    ).eval()
+    wan = wan_transformer_like(cfg).eval()
     model.eval()
     with torch.inference_mode():
         t_ours = timed(lambda: model(x, t, text, mask))
         t_wan = timed(lambda: wan(x, t * 1000, text, return_dict=False)[0])
     n_ours = sum(p.numel() for p in model.parameters())
     n_wan = sum(p.numel() for p in wan.parameters())
-    result = {
-        "preset": args.preset,
+    return {
+        "preset": preset,
         "config": dataclasses.asdict(cfg),
         "batch": b,
         "tokens": 80,
@@ -114,18 +83,31 @@ def main() -> None:
         "params": n_ours,
         "wan_params": n_wan,
     }
-    print(f"matmul peak (fp32): {peak / 1e9:.1f} GFLOP/s")
-    print(
-        f"training step, batch {b}: {t_step:.3f} s, {flops / 1e9:.1f} GFLOP, {achieved / 1e9:.1f} GFLOP/s "
-        f"= {achieved / peak:.0%} of peak (target >= 60%)"
+
+
+def report(r: dict) -> str:
+    return (
+        f"matmul peak (fp32): {r['matmul_peak_gflops']:.1f} GFLOP/s\n"
+        f"training step, batch {r['batch']}: {r['train_step_s']:.3f} s, {r['train_step_gflop']:.1f} GFLOP, "
+        f"{r['train_achieved_gflops']:.1f} GFLOP/s = {r['train_flops_fraction']:.0%} of peak "
+        "(target >= 60%)\n"
+        f"forward, batch {r['batch']}: nanosora {r['forward_s']:.4f} s ({r['params']:,} params), "
+        f"WanTransformer3DModel {r['wan_forward_s']:.4f} s ({r['wan_params']:,} params): "
+        f"{r['forward_vs_diffusers_speedup']:.2f}x (target >= 1.5x)"
     )
-    print(
-        f"forward, batch {b}: nanosora {t_ours:.4f} s ({n_ours:,} params), "
-        f"WanTransformer3DModel {t_wan:.4f} s ({n_wan:,} params): {t_wan / t_ours:.2f}x (target >= 1.5x)"
-    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--json")
+    ap.add_argument("--preset", default="default")
+    ap.add_argument("--batch", type=int, default=32)
+    args = ap.parse_args()
+    r = measure(args.preset, args.batch)
+    print(report(r))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+            json.dump(r, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -14,44 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import statistics
 import subprocess
 import sys
-import time
 
 import torch
-
-
-def timed(fn, repeats: int) -> float:
-    for _ in range(2):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
-def params(m) -> int:
-    return sum(p.numel() for p in m.parameters())
-
-
-def wan_at_most(n: int):
-    """The widest AutoencoderKLWan (Wan 2.1 layout, base_dim a multiple of 8) with <= n parameters."""
-    from diffusers import AutoencoderKLWan
-
-    best = None
-    for base in range(8, 97, 8):
-        m = AutoencoderKLWan(base_dim=base, z_dim=16)
-        if params(m) <= n:
-            best = (base, m)
-        else:
-            break
-    if best is None:
-        raise SystemExit("even the narrowest AutoencoderKLWan has more parameters than ours")
-    return best
+from common import params, peak_rss_mb, timed, wan_vae_at_most
 
 
 def memory_child(seconds: float) -> None:
@@ -74,7 +41,7 @@ def memory_child(seconds: float) -> None:
         for piece in vae.decode_chunks(z, chunk=4):
             n += piece.shape[2]  # a writer would encode these frames and drop them
     assert n == frames
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(peak_rss_mb())
 
 
 def main() -> None:
@@ -95,7 +62,7 @@ def main() -> None:
     z = torch.randn(1, 16, 5, 8, 8)
     with torch.inference_mode():
         t_ours = timed(lambda: ours.decode(z), args.repeats)
-    base, wan = wan_at_most(params(ours))
+    base, wan = wan_vae_at_most(params(ours))
     wan.eval()
     with torch.inference_mode():
         t_wan = timed(lambda: wan.decode(z).sample, args.repeats)

@@ -76,14 +76,22 @@ def sample_latents(
     if init is not None:
         x = (1 - schedule[0]) * init + schedule[0] * x
     has_cond = frame_mask is not None and bool(frame_mask.any())
+    modes = flow.guidance_modes(guidance, cond_guidance, has_cond)
+    # every pass of a step in one batch: text padded to one length (padding is masked out)
+    L = max(text.shape[1], null_text.shape[1])
+    txt = {"full": _pad_to(text, L), "null": _pad_to(null_text, L)}
+    msk = {"full": _pad_to(text_mask, L), "null": _pad_to(null_mask, L)}
     zeros = torch.zeros(b, shape[1])
+    texts = torch.cat([txt["full" if m == "full" else "null"] for m in modes])
+    masks = torch.cat([msk["full" if m == "full" else "null"] for m in modes])
+    fms = torch.cat([frame_mask if (has_cond and m != "none") else zeros for m in modes])
+    conds = cond.repeat(len(modes), 1, 1, 1, 1) if cond is not None else None
 
-    def model_fn(x, t, mode):
-        tt = torch.full((b,), float(t))
-        txt, msk = (text, text_mask) if mode == "full" else (null_text, null_mask)
-        fm = frame_mask if (has_cond and mode != "none") else zeros
+    def model_fn(x, t, modes):
+        k = len(modes)
         with torch.inference_mode():
-            return dit(x, tt, txt, msk, cond=cond, frame_mask=fm)
+            v = dit(x.repeat(k, 1, 1, 1, 1), torch.full((k * b,), float(t)), texts, masks, conds, fms)
+        return list(v.chunk(k))
 
     velocity = flow.guided(model_fn, guidance, cond_guidance, has_cond)
     x = flow.denoise(velocity, x, schedule, method, callback)
@@ -91,6 +99,14 @@ def sample_latents(
         m = frame_mask[:, None, :, None, None].to(x.dtype)
         x = x * (1 - m) + cond * m
     return x
+
+
+def _pad_to(x: torch.Tensor, length: int) -> torch.Tensor:
+    """Pad dim 1 (tokens) with zeros (False for a mask) to `length`."""
+    pad = length - x.shape[1]
+    if pad == 0:
+        return x
+    return torch.cat([x, x.new_zeros(x.shape[0], pad, *x.shape[2:])], 1)
 
 
 def fill(

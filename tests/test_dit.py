@@ -124,14 +124,16 @@ def test_samplers_integrate_a_known_flow_exactly():
 def test_guidance_combines_passes():
     calls = []
 
-    def model_fn(x, t, mode):
-        calls.append(mode)
-        return {"full": x + 3, "cond": x + 2, "none": x + 1}[mode]
+    def model_fn(x, t, modes):
+        calls.append(modes)
+        return [{"full": x + 3, "cond": x + 2, "none": x + 1}[m] for m in modes]
 
     x = torch.zeros(1)
-    assert flow.guided(model_fn, 1.0)(x, 0.5).item() == 3 and calls == ["full"]
+    assert flow.guided(model_fn, 1.0)(x, 0.5).item() == 3 and calls == [("full",)]
     assert flow.guided(model_fn, 2.0)(x, 0.5).item() == 1 + 2 * 2
     assert flow.guided(model_fn, 2.0, 3.0, has_cond=True)(x, 0.5).item() == 1 + 3 * 1 + 2 * 1
+    assert calls[-1] == ("full", "cond", "none")  # one batched call per step
+    assert flow.guidance_modes(4.0, 1.0, True) == ("full", "cond")
 
 
 def test_tiny_preset_overfits_one_clip(tmp_path):

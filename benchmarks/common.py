@@ -1,0 +1,74 @@
+"""Helpers the benchmark scripts share: timing, parameter counts, diffusers peers sized to
+match ours, and a fresh process per memory measurement."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+
+def timed(fn, repeats: int = 5, warmup: int = 2) -> float:
+    """Median wall time of fn() over `repeats` runs after `warmup` runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def params(m) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+def wan_vae_at_most(n: int):
+    """The widest AutoencoderKLWan (Wan 2.1 layout, base_dim a multiple of 8) with <= n parameters."""
+    from diffusers import AutoencoderKLWan
+
+    best = None
+    for base in range(8, 97, 8):
+        m = AutoencoderKLWan(base_dim=base, z_dim=16)
+        if params(m) <= n:
+            best = (base, m)
+        else:
+            break
+    if best is None:
+        raise SystemExit("even the narrowest AutoencoderKLWan has more parameters than ours")
+    return best
+
+
+def wan_transformer_like(cfg):
+    """WanTransformer3DModel with our width, depth, heads, MLP width, patch and text width."""
+    from diffusers import WanTransformer3DModel
+
+    return WanTransformer3DModel(
+        patch_size=cfg.patch,
+        num_attention_heads=cfg.heads,
+        attention_head_dim=cfg.dim // cfg.heads,
+        in_channels=cfg.latent_channels,
+        out_channels=cfg.latent_channels,
+        text_dim=cfg.text_dim,
+        freq_dim=256,
+        ffn_dim=int(cfg.dim * cfg.mlp_ratio),
+        num_layers=cfg.depth,
+    )
+
+
+def in_child(script: str, *args: str) -> dict:
+    """Run `script --child ARGS` in a fresh process (its own peak RSS) and parse the JSON
+    line it prints last."""
+    r = subprocess.run([sys.executable, script, "--child", *args], capture_output=True, text=True)
+    if r.returncode:
+        raise SystemExit(f"child {args} failed:\n{r.stderr[-2000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
