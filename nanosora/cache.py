@@ -37,6 +37,8 @@ DIT_BUCKETS = (
     data.Bucket(64, 128, 17, 1.0),
     data.Bucket(64, 64, 1, 0.5),
 )
+# the longest clip the transformer trains on: one generation window (model.py, timeline.py)
+WINDOW = max(b.frames for b in DIT_BUCKETS)
 
 
 def _rank_world() -> tuple[int, int]:

@@ -150,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_train.add_train(sub, _positive_int)
     cli_train.add_eval(sub)
     cli_train.add_cache(sub, _positive_int)
+    cli_train.add_export(sub)
     cli_serve.add_serve(sub, _positive_int)
     vf = sub.add_parser(
         "verify",

@@ -139,7 +139,12 @@ def cmd_train_dit(args: argparse.Namespace) -> int:
         seed=args.seed,
         weight_decay=0.0,
     )
-    parts = {"vae": vae_cfg["vae"], "text": {"encoder": source.text_encoder, "max_tokens": 128}, "fps": 8}
+    parts = {
+        "vae": vae_cfg["vae"],
+        "text": {"encoder": source.text_encoder, "max_tokens": 128},
+        "fps": 8,
+        "window": cache.WINDOW,
+    }
     train_dit(out, cfg, tcfg, source, model_parts=parts, compile=args.compile)
     print(f"trained transformer in {args.out}")
     return 0
@@ -239,6 +244,30 @@ def cmd_eval_vae(args: argparse.Namespace) -> int:
     vae = modeldir.load_vae(args.model or default_model_path())
     result = evaluate(vae, n=args.n, real=not args.flatland_only)
     print(json.dumps(result) if args.json else table(result))
+    return 0
+
+
+def add_export(sub) -> None:
+    x = sub.add_parser(
+        "export",
+        help="turn a trained run folder into a model directory to ship (float16 weights)",
+        epilog="example:\n  nanosora export runs/default/model models/mine --name mine",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    x.add_argument("run", help="a run folder with config.json, vae.safetensors and dit.safetensors")
+    x.add_argument("out", help="the new model directory (must not exist, or be empty)")
+    x.add_argument("--name", default=None, help="the model's name (default: the run's)")
+    x.add_argument("--fp32", action="store_true", help="keep float32 weights (twice the size)")
+    x.set_defaults(func=cmd_export)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from nanosora import modeldir
+
+    extra = {"name": args.name} if args.name else {}
+    out = modeldir.export(args.run, args.out, half=not args.fp32, **extra)
+    size = sum(f.stat().st_size for f in out.iterdir()) / 1e6
+    print(f"wrote {out} ({size:.1f} MB)")
     return 0
 
 

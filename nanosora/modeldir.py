@@ -135,3 +135,33 @@ def load_dit(folder: str | Path):
     with torch.device("meta"):
         dit = DiT(dcfg)
     return load_weights(Path(folder) / "dit.safetensors", dit).eval()
+
+
+def export(src: str | Path, dst: str | Path, half: bool = True, **config) -> Path:
+    """A trained run folder -> a clean model directory: config.json (plus `config` entries)
+    and the weights, in float16 when `half` (half the size; loading casts back to float32).
+    Checks that the result loads before it returns."""
+    import shutil
+    import tempfile
+
+    src, dst = Path(src), Path(dst)
+    vae, dit = load_vae(src), load_dit(src)  # refuses a broken source by name
+    if dst.exists() and any(dst.iterdir()):
+        raise ModelError(f"{dst}: exists and is not empty; choose a new folder")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dst.parent) as tmp:
+        tmp = Path(tmp)
+        cfg = read_config(src)
+        cfg = {k: v for k, v in cfg.items() if k not in ("dit_train", "vae_train")} | config
+        cfg["training"] = {
+            k: read_config(src)[k] for k in ("dit_train", "vae_train") if k in read_config(src)
+        }
+        write_config(tmp, cfg)
+        dtype = torch.float16 if half else None
+        save_weights(tmp / "vae.safetensors", vae, dtype)
+        save_weights(tmp / "dit.safetensors", dit, dtype)
+        load_vae(tmp), load_dit(tmp)
+        dst.mkdir(exist_ok=True)
+        for f in tmp.iterdir():
+            shutil.move(str(f), dst / f.name)
+    return dst

@@ -106,6 +106,7 @@ def run(name: str, out: str | Path, progress: bool = True, log=print) -> Path:
         "vae": modeldir.read_config(out / "vae")["vae"],
         "text": {"encoder": lc.text_encoder, "max_tokens": 128},
         "fps": 8,
+        "window": cache.WINDOW,
         "recipe": to_dict(r),
     }
     train_dit(model, dcfg, tcfg, lc, model_parts=parts, progress=progress)

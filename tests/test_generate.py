@@ -263,3 +263,16 @@ def test_cli_refuses_bad_input_before_compute(tmp_path, monkeypatch, capsys, arg
     assert code == 2
     assert message in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_export_makes_a_half_size_model_that_generates_the_same(model_dir, tmp_path):
+    out = tmp_path / "shipped"
+    assert cli.main(["export", str(model_dir), str(out), "--name", "mine"]) == 0
+    size = lambda d: sum(f.stat().st_size for f in d.glob("*.safetensors"))  # noqa: E731
+    assert size(out) < 0.6 * size(model_dir)
+    a = load(model_dir).generate("a red circle", seconds=1, **FAST).frames.astype(int)
+    shipped = load(out)
+    assert shipped.config["name"] == "mine"
+    b = shipped.generate("a red circle", seconds=1, **FAST).frames.astype(int)
+    assert np.abs(a - b).mean() < 1.0  # float16 storage, float32 compute
+    assert cli.main(["export", str(model_dir), str(out)]) == 2  # never over an existing model
