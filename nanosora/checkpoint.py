@@ -74,6 +74,16 @@ def load(path: str | Path) -> dict:
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
 
 
+def sweep(folder: str | Path) -> int:
+    """Delete temporary files left by writes that a crash interrupted (atomic writes name them
+    .<name>.tmp*); only call this where no other process is writing. Returns how many."""
+    n = 0
+    for p in Path(folder).glob(".*.tmp*") if Path(folder).is_dir() else []:
+        p.unlink(missing_ok=True)
+        n += 1
+    return n
+
+
 def newest(folder: str | Path) -> dict | None:
     """The newest checkpoint in `folder` that loads; a damaged newest one is skipped with a
     warning so that a crash during the final write never blocks resuming."""

@@ -262,6 +262,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:  # bad input of any kind: a clear message, exit 2
         print(f"nanosora: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # the system refused (disk full, permissions): say what and where, exit 1
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        print(f"nanosora: error: {e.strerror or e}{where}; nothing was overwritten", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("nanosora: interrupted", file=sys.stderr)
         return 130

@@ -258,6 +258,7 @@ def add_export(sub) -> None:
     x.add_argument("out", help="the new model directory (must not exist, or be empty)")
     x.add_argument("--name", default=None, help="the model's name (default: the run's)")
     x.add_argument("--fp32", action="store_true", help="keep float32 weights (twice the size)")
+    x.add_argument("--checkpoint", default=None, help="a training checkpoint to take the EMA weights from")
     x.set_defaults(func=cmd_export)
 
 
@@ -265,7 +266,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from nanosora import modeldir
 
     extra = {"name": args.name} if args.name else {}
-    out = modeldir.export(args.run, args.out, half=not args.fp32, **extra)
+    out = modeldir.export(args.run, args.out, half=not args.fp32, checkpoint=args.checkpoint, **extra)
     size = sum(f.stat().st_size for f in out.iterdir()) / 1e6
     print(f"wrote {out} ({size:.1f} MB)")
     return 0

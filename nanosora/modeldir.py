@@ -137,15 +137,25 @@ def load_dit(folder: str | Path):
     return load_weights(Path(folder) / "dit.safetensors", dit).eval()
 
 
-def export(src: str | Path, dst: str | Path, half: bool = True, **config) -> Path:
+def export(
+    src: str | Path, dst: str | Path, half: bool = True, checkpoint: str | Path | None = None, **config
+) -> Path:
     """A trained run folder -> a clean model directory: config.json (plus `config` entries)
     and the weights, in float16 when `half` (half the size; loading casts back to float32).
-    Checks that the result loads before it returns."""
+    `checkpoint`: take the transformer's EMA weights from this training checkpoint instead
+    of the run's newest. Checks that the result loads before it returns."""
     import shutil
     import tempfile
 
     src, dst = Path(src), Path(dst)
     vae, dit = load_vae(src), load_dit(src)  # refuses a broken source by name
+    if checkpoint is not None:
+        from nanosora import checkpoint as ckpt
+
+        state = ckpt.load(checkpoint)  # checks its checksum
+        ema = {k.removeprefix("shadow."): v for k, v in state["ema"].items()}
+        dit.load_state_dict(ema, strict=True)
+        config = {"trained_steps": int(state["step"]), **config}
     if dst.exists() and any(dst.iterdir()):
         raise ModelError(f"{dst}: exists and is not empty; choose a new folder")
     dst.parent.mkdir(parents=True, exist_ok=True)

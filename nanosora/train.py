@@ -133,6 +133,8 @@ def run(
     ckdir = out / "checkpoints"
     extra_state = extra_state or {}
     start = 0
+    if rank == 0:
+        checkpoint.sweep(ckdir)  # temp files of a write that a kill interrupted
     ck = checkpoint.newest(ckdir)
     from nanosora.dist import unwrap
 
