@@ -282,9 +282,14 @@ def _image_metadata(path: Path) -> dict:
 def read_metadata(path: str | os.PathLike) -> dict:
     """The provenance a nanosora writer stored in the file (an empty dict if none)."""
     path = Path(path)
-    if path.suffix.lower() == ".png":
-        return _image_metadata(path)
-    if path.suffix.lower() == ".gif":
+    if path.suffix.lower() not in (".png", ".gif"):
+        return read(path, max_frames=1).metadata
+    if not path.is_file() or path.stat().st_size == 0:
+        raise VideoError(f"{path}: {_describe_failure(path)}")
+    try:
+        if path.suffix.lower() == ".png":
+            return _image_metadata(path)
         with Image.open(path) as im:
             return _parse_comment(im.info.get("comment", b"").decode(errors="replace") or None)
-    return read(path, max_frames=1).metadata
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise VideoError(f"{path}: not a readable image ({e})") from None

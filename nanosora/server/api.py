@@ -282,7 +282,7 @@ def create_app(
         else:
             ref = fields.get("video")
             src_id = ref.get("id") if isinstance(ref, dict) else None
-            if not src_id:
+            if not src_id or not isinstance(src_id, str):
                 raise APIError(400, 'video is required: upload a file or send {"id": "video_..."}', "video")
             src = found(src_id)
             if src["status"] != "completed":
@@ -332,15 +332,17 @@ def create_app(
 
     def base_params(fields: dict, prompt: str) -> tuple[str, dict]:
         model = fields.get("model") or model_name
-        if model not in models:
+        if not isinstance(model, str) or model not in models:
             raise APIError(
                 400, f"model {model!r} is not served here: use {', '.join(sorted(models))}", "model"
             )
         seed = fields.get("seed")
         try:
             seed = int(seed) if seed is not None else secrets.randbelow(2**31)
-        except (TypeError, ValueError):
-            raise APIError(400, "seed must be an integer", "seed") from None
+            if not 0 <= seed < 2**63:
+                raise ValueError
+        except (TypeError, ValueError, OverflowError):
+            raise APIError(400, "seed must be an integer from 0 to 2**63 - 1", "seed") from None
         return model, {"prompt": prompt, "seed": seed, "steps": steps}
 
     # ---- routes ----------------------------------------------------------------------------

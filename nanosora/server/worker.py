@@ -49,7 +49,8 @@ class Workers:
         self._stop.set()
         self._wake.set()
         for t in self._threads:
-            t.join(timeout)
+            if t.is_alive():
+                t.join(timeout)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
