@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("prompt", help="the prompt to judge it against")
     sc.set_defaults(func=cmd_world_score)
 
-    from nanosora import cli_generate, cli_serve, cli_train
+    from nanosora import cli_generate, cli_plan, cli_serve, cli_train
 
     cli_generate.add_generate(sub, _side, _fps, _positive_int)
     cli_train.add_train(sub, _positive_int)
@@ -152,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_train.add_cache(sub, _positive_int)
     cli_train.add_export(sub)
     cli_serve.add_serve(sub, _positive_int)
+    cli_plan.add_plan(sub, _positive_int)
     vf = sub.add_parser(
         "verify",
         help="check a video's provenance: its sealed manifest and its invisible watermark",

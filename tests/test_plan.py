@@ -1,0 +1,55 @@
+"""The compute planner: its FLOP count agrees with torch's counter, windows follow the
+timeline, and the CLI reports time and energy from stated assumptions."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from nanosora import cli, plan
+from nanosora.dit import DIT_PRESETS, DiT
+
+
+@pytest.mark.parametrize(
+    "preset, grid", [("tiny", (5, 4, 4)), ("default", (5, 8, 8)), ("default", (1, 8, 16))]
+)
+def test_transformer_flops_match_torchs_counter(preset, grid):
+    cfg = DIT_PRESETS[preset]
+    m = DiT(cfg).eval()
+    b, L = 2, 12
+    x = torch.randn(b, cfg.latent_channels, *grid)
+    with FlopCounterMode(display=False) as fc, torch.no_grad():
+        m(x, torch.rand(b), torch.randn(b, L, cfg.text_dim), torch.ones(b, L, dtype=torch.bool))
+    n = grid[0] * grid[1] // 2 * grid[2] // 2
+    # torch's counter leaves out CPU attention kernels; the planner counts them
+    attention = b * cfg.depth * (4 * n * n * cfg.dim + 4 * n * L * cfg.dim)
+    assert plan.dit_forward_flops(cfg, n, L, b) - attention == pytest.approx(fc.get_total_flops(), rel=0.01)
+
+
+def test_windows_follow_the_timeline():
+    assert plan.windows(plan.Job(seconds=2)) == [17]
+    assert len(plan.windows(plan.Job(seconds=60))) == 40
+    assert plan.windows(plan.Job(seconds=60, window=0)) == [481]
+    one, many = plan.generation_flops(plan.Job(seconds=2)), plan.generation_flops(plan.Job(seconds=60))
+    assert 35 < many["transformer"] / one["transformer"] < 45  # linear in duration
+
+
+def test_estimate_arithmetic():
+    dev = plan.Device("x", 1e12, 0.5, 1, 100).scaled(4)
+    r = plan.estimate(4e12, dev)
+    assert r["seconds"] == pytest.approx(2.0) and r["kwh"] == pytest.approx(400 * 2 / 3.6e6)
+
+
+def test_plan_command_for_gpus(capsys):
+    argv = ["plan", "--preset", "large", "--width", "1920", "--height", "1088", "--seconds", "60",
+            "--fps", "24", "--device", "h100", "--count", "8", "--json"]  # fmt: skip
+    assert cli.main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["windows"] > 1 and out["seconds"] > 0 and out["kwh"] > 0 and out["model"]["params"] > 9e8
+    assert "assumed" in out["device"]["source"]
+    assert cli.main(["plan", "--train", "--preset", "base", "--device", "h200", "--steps", "1000"]) == 0
+    assert "training" in capsys.readouterr().out
+    assert cli.main(["plan", "--width", "30"]) == 2
