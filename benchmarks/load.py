@@ -126,8 +126,20 @@ def main() -> None:
     args = ap.parse_args()
     port = free_port()
     data = tempfile.mkdtemp(prefix="nanosora-load-")
-    cmd = [sys.executable, "-m", "nanosora", "serve", "--port", str(port), "--data-dir", data,
-           "--steps", str(args.steps), "--queue-limit", str(args.queue_limit)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "nanosora",
+        "serve",
+        "--port",
+        str(port),
+        "--data-dir",
+        data,
+        "--steps",
+        str(args.steps),
+        "--queue-limit",
+        str(args.queue_limit),
+    ]
     if args.model:
         cmd += ["--model", args.model]
     server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -144,8 +156,10 @@ def main() -> None:
         server.terminate()
         server.wait(10)
     print(f"200 concurrent creates: {r['create_codes']} (200 accepted, 429 queue full)")
-    print(f"accepted jobs: {r['accepted']} -> {r['accepted_final']}, unfinished {r['accepted_unfinished']}, "
-          f"drained in {r['drain_s']} s")  # fmt: skip
+    print(
+        f"accepted jobs: {r['accepted']} -> {r['accepted_final']}, unfinished {r['accepted_unfinished']}, "
+        f"drained in {r['drain_s']} s"
+    )
     h = r["health_ms"]
     print(
         f"/health under load: median {h['median']} ms, p95 {h['p95']} ms, max {h['max']} ms ({h['n']} pings)"
