@@ -96,6 +96,12 @@ def add_train(sub, positive_int) -> None:
     )
     d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     d.add_argument("--compile", action="store_true", help="compile the model with torch.compile")
+    d.add_argument(
+        "--fsdp",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="under torchrun, shard with FSDP2 (default: for presets of 100M parameters or more)",
+    )
     d.set_defaults(func=cmd_train_dit)
 
 
@@ -145,7 +151,7 @@ def cmd_train_dit(args: argparse.Namespace) -> int:
         "fps": 8,
         "window": cache.WINDOW,
     }
-    train_dit(out, cfg, tcfg, source, model_parts=parts, compile=args.compile)
+    train_dit(out, cfg, tcfg, source, model_parts=parts, compile=args.compile, fsdp=args.fsdp)
     print(f"trained transformer in {args.out}")
     return 0
 

@@ -136,12 +136,10 @@ def run(
     if rank == 0:
         checkpoint.sweep(ckdir)  # temp files of a write that a kill interrupted
     ck = checkpoint.newest(ckdir)
-    from nanosora.dist import unwrap
+    from nanosora import dist
 
-    core = unwrap(model)  # checkpoints hold the plain model's keys, not a wrapper's
-    if ck is not None:
-        core.load_state_dict(ck["model"])
-        optimizer.load_state_dict(ck["optimizer"])
+    if ck is not None:  # checkpoints hold the plain model's keys, not a wrapper's
+        dist.load_state_dicts(model, optimizer, ck["model"], ck["optimizer"])
         for name, m in extra_state.items():
             m.load_state_dict(ck[name])
         start = int(ck["step"])
@@ -165,7 +163,7 @@ def run(
             seen += n
             for k, v in m.items():
                 metrics[k] = metrics.get(k, 0.0) + v / cfg.accum
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip).item()
+        grad_norm = dist.full(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)).item()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         for m in extra_state.values():
@@ -186,8 +184,10 @@ def run(
             log.write(row)
         bar.set_postfix(loss=f"{total:.4f}", samples_s=f"{rate:.1f}")
         bar.update(1)
+        if done % cfg.ckpt_every == 0 or done == cfg.steps:
+            msd, osd = dist.state_dicts(model, optimizer)  # every rank: gathers shards under FSDP2
         if rank == 0 and (done % cfg.ckpt_every == 0 or done == cfg.steps):
-            state = {"model": core.state_dict(), "optimizer": optimizer.state_dict(), "step": done}
+            state = {"model": msd, "optimizer": osd, "step": done}
             state["train_config"] = asdict(cfg)
             for name, m in extra_state.items():
                 state[name] = m.state_dict()

@@ -73,7 +73,9 @@ class EMA(torch.nn.Module):
     def update(self, model: torch.nn.Module) -> None:
         model = dist.unwrap(model)
         for s, p in zip(self.shadow.parameters(), model.parameters(), strict=True):
-            s.lerp_(p.detach(), 1 - self.decay)
+            # under FSDP2 the shadow stays whole on every rank (an all-gather per step: simple,
+            # and the shipped weights are whole anyway)
+            s.lerp_(dist.full(p.detach()), 1 - self.decay)
 
 
 def dit_loss(model, latents, text, mask, null_text, step_seed: tuple[int, int, int], cfg: DiTTrainConfig):
@@ -117,15 +119,17 @@ def train_dit(
     stop_after: int | None = None,
     model_parts: dict | None = None,
     compile: bool = False,
+    fsdp: bool | None = None,
 ) -> DiT:
     """Train on `source` (a cache.LatentCache or anything with its `batch` and `null_text`).
-    `model_parts` (vae config, text encoder name, fps...) go into config.json beside the DiT."""
+    `model_parts` (vae config, text encoder name, fps...) go into config.json beside the DiT.
+    `fsdp`: shard with FSDP2 under torchrun (None: for models of 100M parameters or more)."""
     out = Path(out)
     rank, world = dist.setup()
     torch.manual_seed(tcfg.seed)
     model = DiT(cfg).to(dist.device())
     ema = EMA(model, dcfg.ema)
-    wrapped = dist.wrap(model)
+    wrapped = dist.wrap(model, fsdp)
     if compile:
         wrapped = torch.compile(wrapped)
     opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay, betas=(0.9, 0.99))

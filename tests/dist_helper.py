@@ -14,5 +14,7 @@ from tests.helpers import FakeCache  # noqa: E402
 
 if __name__ == "__main__":
     out, accum = sys.argv[1], int(sys.argv[2])
-    cfg = train.TrainConfig(steps=3, batch=2, accum=accum, lr=1e-3, warmup=1, ckpt_every=3, log_every=1)
-    train_dit(out, DIT_PRESETS["tiny"], cfg, FakeCache(n=6), progress=False)
+    fsdp = len(sys.argv) > 3 and sys.argv[3] == "fsdp"
+    stop = int(sys.argv[4]) if len(sys.argv) > 4 else None
+    cfg = train.TrainConfig(steps=3, batch=2, accum=accum, lr=1e-3, warmup=1, ckpt_every=1, log_every=1)
+    train_dit(out, DIT_PRESETS["tiny"], cfg, FakeCache(n=6), progress=False, fsdp=fsdp, stop_after=stop)
