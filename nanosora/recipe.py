@@ -28,7 +28,7 @@ class Recipe:
     vae_steps: int = 8000
     vae_batch: int = 8
     vae_lr: float = 1e-3
-    cache_clips: int = 20000
+    cache_clips: int = 8000
     cache_shard: int = 1000
     dit_preset: str = "default"
     dit_steps: int = 6000
