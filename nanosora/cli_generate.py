@@ -87,6 +87,12 @@ def add_generate(sub, side, fps, positive_int) -> None:
         "--sampler", choices=("euler", "heun"), default="euler", help="ODE sampler (default euler)"
     )
     g.add_argument("--no-expand", action="store_true", help="use the prompt as it is, without expansion")
+    g.add_argument(
+        "--int8", action="store_true", help="int8 transformer (CPU; faster, measured in the README)"
+    )
+    g.add_argument(
+        "--compile", action="store_true", help="compile the transformer (slow start, faster steps)"
+    )
     modes = g.add_argument_group("modes (choose at most one, plus --loop)")
     modes.add_argument("--image", help="animate this image (png, jpg)")
     modes.add_argument("--image-frame", type=int, default=0, help="frame where the image stands (default 0)")
@@ -246,7 +252,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         jobs = [
             (Path(args.output) if not args.output.endswith("/") else args.output, job_kwargs(_args_job(args)))
         ]
-    model = load(args.model)
+    model = load(args.model, int8=args.int8, compile=args.compile)
     for out, kw in tqdm(jobs, desc="jobs", unit="video", disable=len(jobs) == 1 or None):
         bar = tqdm(desc="sampling", unit="step", disable=None, leave=len(jobs) == 1)
 

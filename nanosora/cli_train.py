@@ -203,6 +203,8 @@ def add_eval(sub) -> None:
     e.add_argument("--guidance", type=float, default=4.0, help="guidance scale (default 4)")
     e.add_argument("--out", default=None, help="folder for world_benchmark.json and samples.png")
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    e.add_argument("--int8", action="store_true", help="evaluate the int8-quantized transformer")
+    e.add_argument("--compile", action="store_true", help="evaluate with the transformer compiled")
     e.add_argument(
         "--reference",
         action="store_true",
@@ -229,7 +231,11 @@ def cmd_eval_world(args: argparse.Namespace) -> int:
 
     if args.n < 1 or args.steps < 1 or args.guidance < 0:
         raise ValueError("--n and --steps must be 1 or more and --guidance 0 or more")
-    model = evaluate.WorldReference() if args.reference else load_model(args.model)
+    model = (
+        evaluate.WorldReference()
+        if args.reference
+        else load_model(args.model, int8=args.int8, compile=args.compile)
+    )
     results = evaluate.run(
         model, args.suite, n=args.n, steps=args.steps, guidance=args.guidance, out_dir=args.out
     )

@@ -307,14 +307,29 @@ class Model:
         return mode
 
 
-def load(path: str | Path | None = None) -> Model:
-    """Load a model directory (None: the shipped default model)."""
+def load(path: str | Path | None = None, int8: bool = False, compile: bool = False) -> Model:
+    """Load a model directory (None: the shipped default model). `int8`: the transformer's
+    linear layers quantized to int8 with dynamic activation scales (CPU); `compile`: the
+    transformer compiled with torch.compile (the first generation pays the compile time)."""
     from nanosora.text import TextEncoder
 
     path = Path(path) if path is not None else default_model_path()
     cfg = modeldir.read_config(path)
     vae = modeldir.load_vae(path)
     dit = modeldir.load_dit(path)
+    if int8:
+        import warnings
+
+        from torch.ao.quantization import quantize_dynamic
+
+        # torch.ao's eager quantization is deprecated in favour of torchao, but it is still the
+        # one int8 CPU path that needs no extra package; the warning is about that, not us
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            warnings.filterwarnings("ignore", category=UserWarning)
+            dit = quantize_dynamic(dit, {torch.nn.Linear}, dtype=torch.qint8)
+    if compile:
+        dit = torch.compile(dit, dynamic=True)
     text_cfg = cfg.get("text", {})
     enc = TextEncoder(text_cfg.get("encoder", "minilm"), max_tokens=int(text_cfg.get("max_tokens", 128)))
     return Model(vae, dit, enc, cfg, path)

@@ -276,3 +276,13 @@ def test_export_makes_a_half_size_model_that_generates_the_same(model_dir, tmp_p
     b = shipped.generate("a red circle", seconds=1, **FAST).frames.astype(int)
     assert np.abs(a - b).mean() < 1.0  # float16 storage, float32 compute
     assert cli.main(["export", str(model_dir), str(out)]) == 2  # never over an existing model
+
+
+def test_int8_transformer_generates_nearly_the_same(model_dir):
+    from torch.ao.nn.quantized.dynamic import Linear as QLinear
+
+    q = load(model_dir, int8=True)
+    assert any(isinstance(m, QLinear) for m in q.dit.modules())
+    a = load(model_dir).generate("a red circle", seconds=1, **FAST).frames.astype(int)
+    b = q.generate("a red circle", seconds=1, **FAST).frames.astype(int)
+    assert a.shape == b.shape and np.abs(a - b).mean() < 8
