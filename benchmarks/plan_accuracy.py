@@ -39,7 +39,8 @@ def main() -> None:
     rows = []
     for secs, w, h in JOBS:
         job = dataclasses.replace(base, seconds=secs, width=w, height=h)
-        predicted = plan.estimate(plan.generation_flops(job)["total"], cpu)["seconds"]
+        f = plan.generation_flops(job)
+        predicted = plan.estimate(f["total"], cpu, f["calls"])["seconds"]
         measured = timed(
             lambda s=secs, w=w, h=h: model.generate("a red circle moves right", seconds=s, width=w, height=h),
             repeats=2,
@@ -59,7 +60,8 @@ def main() -> None:
         )
     worst = max(abs(r["error"]) for r in rows)
     print(
-        f"calibration: peak {cpu.peak_flops / 1e9:.1f} GFLOP/s, efficiency {cpu.efficiency:.1%}; "
+        f"calibration (2 s at 64x64 and 128x128): peak {cpu.peak_flops / 1e9:.1f} GFLOP/s, efficiency "
+        f"{cpu.efficiency:.1%}, {cpu.call_overhead_s * 1000:.1f} ms per transformer call; "
         f"worst error {worst:.0%} (target <= 25%)"
     )
     if args.json:
@@ -68,6 +70,7 @@ def main() -> None:
                 {
                     "peak_gflops": cpu.peak_flops / 1e9,
                     "efficiency": cpu.efficiency,
+                    "call_overhead_s": cpu.call_overhead_s,
                     "jobs": rows,
                     "worst_error": worst,
                 },

@@ -43,6 +43,7 @@ def main() -> None:
         near = min(rate, key=lambda s: abs(s - step))
         minutes = step * 32 / rate[near] / 60  # samples over the run's mean throughput to that step
         scores = {k: v["rate"] for k, v in res.items()}
+        checks = {k: v["check_rate"] for k, v in res.items()}
         mean = sum(scores.values()) / len(scores)
         points.append(
             {
@@ -50,13 +51,17 @@ def main() -> None:
                 "train_pflop": round(step * step_flops / 1e15, 2),
                 "cpu_minutes": round(minutes, 1),
                 "suites": scores,
+                "checks": checks,
+                "mean_checks": round(sum(checks.values()) / len(checks), 3),
                 "mean": round(mean, 3),
             }
         )
         print(
             f"step {step:>5}: {points[-1]['train_pflop']:7.2f} PFLOP, {minutes:6.1f} min, "
-            f"mean pass {mean:.1%} " + " ".join(f"{k} {v:.0%}" for k, v in scores.items())
+            f"mean pass {mean:.1%}, checks {points[-1]['mean_checks']:.1%} "
+            + " ".join(f"{k} {v:.0%}" for k, v in scores.items())
         )
+    points.sort(key=lambda p: p["step"])
     if args.json:
         Path(args.json).write_text(json.dumps(points, indent=2))
     if args.plot:
@@ -68,11 +73,12 @@ def main() -> None:
         fig, ax = plt.subplots(figsize=(6, 4))
         x = [p["train_pflop"] for p in points]
         for s in SUITES:
-            ax.plot(x, [p["suites"][s] for p in points], "o-", label=s, alpha=0.7)
-        ax.plot(x, [p["mean"] for p in points], "k-", lw=2.5, label="mean")
+            ax.plot(x, [p["checks"][s] for p in points], "o-", label=f"{s}: checks passed", alpha=0.7)
+        ax.plot(x, [p["mean_checks"] for p in points], "k-", lw=2.5, label="mean share of checks passed")
+        ax.plot(x, [p["mean"] for p in points], "k--", lw=1.5, label="mean share of clips passed")
         ax.set(
             xlabel="transformer training compute (PFLOP)",
-            ylabel="world benchmark pass rate",
+            ylabel="share passed (world benchmark)",
             title="quality against training compute",
             ylim=(0, 1),
         )

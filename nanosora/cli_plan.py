@@ -88,7 +88,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
                "batch": args.batch, "steps": args.steps or 6000, "flops": flops}  # fmt: skip
     else:
         f = plan.generation_flops(job)
-        est = plan.estimate(f["total"], device)
+        est = plan.estimate(f["total"], device, f["calls"])
         out = {
             "what": "generation",
             "windows": len(plan.windows(job)),

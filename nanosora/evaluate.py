@@ -221,6 +221,9 @@ def run(
         r = results[c.suite]
         r["total"] += 1
         r["passed"] += int(verdict.passed)
+        checks = verdict.checks()  # partial credit: the share of the scorer's checks that pass
+        r["checks_passed"] = r.get("checks_passed", 0) + sum(c.passed for c in checks)
+        r["checks"] = r.get("checks", 0) + len(checks)
         r["cases"].append(
             {
                 "prompt": c.prompt,
@@ -234,6 +237,7 @@ def run(
             sheets[c.suite].append(v.frames[:: max(1, len(v.frames) // 8)][:8])
     for r in results.values():
         r["rate"] = round(r["passed"] / max(1, r["total"]), 3)
+        r["check_rate"] = round(r.get("checks_passed", 0) / max(1, r.get("checks", 0)), 3)
     if out_dir is not None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -246,7 +250,7 @@ def run(
 
 
 def table(results: dict) -> str:
-    lines = [f"{'suite':<14} {'passed':>7} {'total':>6} {'rate':>7}"]
+    lines = [f"{'suite':<14} {'passed':>7} {'total':>6} {'rate':>7} {'checks':>7}"]
     for name, r in results.items():
-        lines.append(f"{name:<14} {r['passed']:>7} {r['total']:>6} {r['rate']:>7.1%}")
+        lines.append(f"{name:<14} {r['passed']:>7} {r['total']:>6} {r['rate']:>7.1%} {r['check_rate']:>7.1%}")
     return "\n".join(lines)

@@ -8,8 +8,10 @@ self-attention projections 4d^2 and scores 2Nd (QK^T and AV), cross-attention pr
 2d^2 plus 2Ld, MLP 2rd^2; training is 3x the forward pass (backward costs twice the forward).
 Generation fills a timeline window by window (timeline.py), each window costing
 steps x guidance passes x one forward pass, plus the autoencoder. Time is FLOPs over the
-device's peak times the fraction of peak this workload reaches (its efficiency); on this
-CPU that fraction is measured by calibration, on GPUs it is an assumption you can change.
+device's peak times the fraction of peak this workload sustains (its efficiency), plus a
+fixed cost per transformer call; on this CPU both are measured by calibration (two timed
+generations), on GPUs the efficiency is an assumption you can change and the per-call cost
+is taken as zero.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class Device:
     watts: float  # power drawn while busy, per device
     count: int = 1
     source: str = "assumed"
+    call_overhead_s: float = 0.0  # fixed cost per transformer call (Python, kernel launches)
 
     def scaled(self, count: int) -> Device:
         return dataclasses.replace(
@@ -124,7 +127,14 @@ def generation_flops(job: Job) -> dict:
         vae += vae_flops(job.vae, n, job.height, job.width)
         if i:  # later windows encode their context
             vae += vae_flops(job.vae, n, job.height, job.width, decode=False)
-    return {"transformer": dit, "autoencoder": vae, "total": dit + vae, "tokens_per_window": tokens}
+    calls = job.steps * len(windows(job))
+    return {
+        "transformer": dit,
+        "autoencoder": vae,
+        "total": dit + vae,
+        "tokens_per_window": tokens,
+        "calls": calls,
+    }
 
 
 def generation_memory_gb(job: Job, bytes_per_value: int = 4) -> float:
@@ -141,8 +151,9 @@ def generation_memory_gb(job: Job, bytes_per_value: int = 4) -> float:
     return (p + acts + decode_chunk) * bytes_per_value / 1e9
 
 
-def estimate(flops: float, device: Device) -> dict:
-    seconds = flops / (device.peak_flops * device.efficiency * device.count)
+def estimate(flops: float, device: Device, calls: int = 0) -> dict:
+    """Time and energy: FLOPs at the device's sustained rate, plus a fixed cost per call."""
+    seconds = flops / (device.peak_flops * device.efficiency * device.count) + calls * device.call_overhead_s
     kwh = device.watts * device.count * seconds / 3.6e6
     return {"seconds": seconds, "kwh": kwh}
 
@@ -152,8 +163,10 @@ def training_flops(dit: DiTConfig, tokens: int, batch: int, steps: int, text_tok
 
 
 def calibrate_cpu(model=None, repeats: int = 3) -> Device:
-    """This machine: its fp32 matmul peak, and the fraction of it that generating the default
-    clip reaches, both measured now."""
+    """This machine: its fp32 matmul peak, measured now, and, with a model, two generations
+    timed now (the default clip and a 128x128 one) that fix the two unknowns of the time
+    model: the sustained fraction of peak, and the fixed cost per transformer call that
+    dominates small jobs."""
     import statistics
     import time
 
@@ -167,18 +180,25 @@ def calibrate_cpu(model=None, repeats: int = 3) -> Device:
         for _ in range(3):
             a @ b
         best = max(best, 3 * 2 * n**3 / (time.perf_counter() - t))
-    eff = 0.35
+    eff, overhead = 0.35, 0.0
     if model is not None:
-        model.generate("a red circle moves right", seconds=2, seed=0)
-        times = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            model.generate("a red circle moves right", seconds=2, seed=0)
-            times.append(time.perf_counter() - t)
-        job = Job(dit=model.dit.cfg, vae=model.vae.cfg, window=model.window)
-        eff = generation_flops(job)["total"] / statistics.median(times) / best
+        points = []
+        for side in (64, 128):
+            job = Job(dit=model.dit.cfg, vae=model.vae.cfg, window=model.window, width=side, height=side)
+            model.generate("a red circle moves right", seconds=2, width=side, height=side, seed=0)
+            times = []
+            for _ in range(repeats):
+                t = time.perf_counter()
+                model.generate("a red circle moves right", seconds=2, width=side, height=side, seed=0)
+                times.append(time.perf_counter() - t)
+            f = generation_flops(job)
+            points.append((f["total"], f["calls"], statistics.median(times)))
+        (f1, c1, t1), (f2, c2, t2) = points
+        rate = (f2 - f1) / max(1e-9, t2 - t1)  # FLOP/s sustained at scale (same number of calls)
+        overhead = max(0.0, (t1 - f1 / rate) / c1)
+        eff = rate / best
     threads = torch.get_num_threads()
     return Device(
         f"this CPU ({threads} threads, fp32)", best, eff, 24, CPU_WATTS,
-        source="peak and efficiency measured now; power assumed",
+        source="peak, efficiency and per-call cost measured now; power assumed", call_overhead_s=overhead,
     )  # fmt: skip

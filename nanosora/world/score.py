@@ -57,6 +57,10 @@ class Verdict:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def checks(self) -> list[Check]:
+        """Every check made: background, extras, and each object's."""
+        return [self.background, self.extras, *(c for o in self.objects for c in o.checks)]
+
     def explain(self) -> str:
         lines = [f"{'PASS' if self.passed else 'FAIL'}: {self.prompt}"]
         for c in (self.background, self.extras):
