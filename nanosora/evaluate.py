@@ -20,18 +20,7 @@ from nanosora.world.heldout import HELD_OUT
 from nanosora.world.language import COLOUR_WORDS, SHAPE_WORDS, SIZE_WORDS, motion_phrase, paraphrase
 
 SUITE_SEED = 20261122
-SIMPLE_MOTIONS = (
-    "stays still",
-    "moves left",
-    "moves right",
-    "moves up",
-    "moves down",
-    "bounces",
-    "falls",
-    "spins",
-    "grows",
-    "shrinks",
-)
+SIMPLE_MOTIONS = spec.MOTIONS  # one motion per object, no trail
 
 LONG_MOTIONS = ("stays still", "spins", "bounces", "falls")
 

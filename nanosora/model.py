@@ -185,7 +185,7 @@ class Model:
         width, height = resolve_size(width, height, ref)
         if ref is not None:
             ref = resize(ref, width, height)
-        new = frames if frames is not None else None
+        new = frames
         if new is None:
             default = 1.0 if mode == "connect" else 2.0
             secs = seconds if seconds is not None else default

@@ -45,6 +45,11 @@ def schedule_for(steps: int, shift: float, strength: float = 1.0) -> list[float]
     return full if strength >= 1 else [strength] + [t for t in full if t < strength]
 
 
+def shift_of(dit, shape: tuple[int, ...]) -> float:
+    """The schedule shift for latents of this shape (it grows with the token count)."""
+    return flow.shift_for(int(np.prod(dit.grid(shape))))
+
+
 def sample_latents(
     dit,
     text: torch.Tensor,
@@ -69,8 +74,7 @@ def sample_latents(
     init/strength: start from `init` noised to time `strength` instead of from pure noise
     (SDEdit, Meng et al. 2022): the lower the strength, the more of `init` survives."""
     b = len(seeds)
-    tokens = int(np.prod(dit.grid(shape)))
-    shift = flow.shift_for(tokens) if shift is None else shift
+    shift = shift_of(dit, shape) if shift is None else shift
     x = flow.get_noise(shape, seeds)
     schedule = schedule_for(steps, shift, strength if init is not None else 1.0)
     if init is not None:
@@ -127,10 +131,13 @@ def fill(
     """Generate every unknown frame of the timeline, window by window (see timeline.py), and
     return all its frames; known frames come back exactly as given. The callback sees steps
     counted over all windows."""
-    factor = vae.cfg.time_factor
+    factor, h, w = vae.cfg.time_factor, tl.frames.shape[1], tl.frames.shape[2]
     windows = timeline.plan(tl.known, window, factor)
-    n_steps = len(schedule_for(steps, 1.0, strength if tl.init is not None else 1.0)) - 1
-    total, h, w = n_steps * len(windows), tl.frames.shape[1], tl.frames.shape[2]
+    shapes = [(vae.cfg.latent_channels, *vae.latent_shape(e - s, h, w)[1:]) for s, e in windows]
+    shifts = [shift_of(dit, shape) for shape in shapes]
+    # steps per window: an edit's schedule starts at its strength, so its length depends on the shift
+    counts = [len(schedule_for(steps, sh, strength if tl.init is not None else 1.0)) - 1 for sh in shifts]
+    total = sum(counts)
     for k, (s, e) in enumerate(windows):
         known = tl.known[s:e].copy()
         given = timeline.latent_mask(known, factor)
@@ -140,8 +147,7 @@ def fill(
                 z = vae.encode(frames_to_tensor(tl.window_pixels(s, e)))
         if given.any():
             cond, frame_mask = z, torch.from_numpy(given).float()[None]
-        shape = (vae.cfg.latent_channels, *vae.latent_shape(e - s, h, w)[1:])
-        done = k * n_steps
+        done = sum(counts[:k])
 
         def report(i, n, x, done=done):
             if callback is not None:
@@ -151,7 +157,7 @@ def fill(
             dit,
             *text,
             *null,
-            shape,
+            shapes[k],
             [timeline.window_seed(seed, k)],
             steps,
             guidance,
@@ -159,6 +165,7 @@ def fill(
             frame_mask=frame_mask,
             cond_guidance=cond_guidance,
             method=method,
+            shift=shifts[k],
             init=z if tl.init is not None else None,
             strength=strength,
             callback=report,

@@ -144,7 +144,7 @@ def generation_memory_gb(job: Job, bytes_per_value: int = 4) -> float:
 
     p = count_params(job.dit)
     pt, ph, pw = job.dit.patch
-    n = (1 + (min(windows(job)[0], job.window or 10**9) - 1) // job.vae.time_factor) // pt
+    n = (1 + (windows(job)[0] - 1) // job.vae.time_factor) // pt
     n *= (job.height // job.vae.space_factor // ph) * (job.width // job.vae.space_factor // pw)
     acts = job.passes * n * job.dit.dim * (4 + job.dit.mlp_ratio) * 3
     decode_chunk = 3 * 4 * job.vae.time_factor * job.height * job.width * max(job.vae.widths) / 4

@@ -184,9 +184,10 @@ def run(
             log.write(row)
         bar.set_postfix(loss=f"{total:.4f}", samples_s=f"{rate:.1f}")
         bar.update(1)
-        if done % cfg.ckpt_every == 0 or done == cfg.steps:
-            msd, osd = dist.state_dicts(model, optimizer)  # every rank: gathers shards under FSDP2
-        if rank == 0 and (done % cfg.ckpt_every == 0 or done == cfg.steps):
+        if done % cfg.ckpt_every and done != cfg.steps:
+            continue
+        msd, osd = dist.state_dicts(model, optimizer)  # every rank: gathers shards under FSDP2
+        if rank == 0:
             state = {"model": msd, "optimizer": osd, "step": done}
             state["train_config"] = asdict(cfg)
             for name, m in extra_state.items():

@@ -80,9 +80,14 @@ def test_connect_keeps_both_videos_and_adds_the_gap(model):
 
 
 def test_edit_keeps_the_video_shape_and_strength_sets_how_much_of_it_survives(model):
-    src = clip(9)
-    v = model.generate("a blue circle", video=src, strength=0.5, **FAST)
+    src = clip(17)
+    seen = []
+    v = model.generate(
+        "a blue circle", video=src, strength=0.5, callback=lambda i, n, x: seen.append((i, n)), **FAST
+    )
     assert v.frames.shape == src.shape and v.metadata["mode"] == "edit" and v.metadata["strength"] == 0.5
+    # the progress count over both windows is exact: it ends at its total, one step at a time
+    assert [i for i, _ in seen] == list(range(1, len(seen) + 1)) and seen[-1][0] == seen[-1][1]
     text, null = model.encode_text(["a blue circle"]), model.encode_text([""])
     init = torch.randn(1, 4, 3, 4, 4, generator=torch.Generator().manual_seed(1))
 
@@ -105,11 +110,7 @@ def test_loop_regenerates_only_the_end(model):
 
 
 def test_loop_timeline_puts_the_start_after_the_end():
-    frames = clip(17)
-    tl = timeline.Timeline.blank(1, 1, 1)
-    from nanosora.pipeline import loop_timeline
-
-    tl = loop_timeline(frames)
+    tl = pipeline.loop_timeline(frames := clip(17))
     assert len(tl) == 21 and tl.known[:9].all() and not tl.known[9:17].any() and tl.known[17:].all()
     np.testing.assert_array_equal(tl.frames[17:], frames[:4])
 

@@ -345,6 +345,15 @@ def create_app(
             raise APIError(400, "seed must be an integer from 0 to 2**63 - 1", "seed") from None
         return model, {"prompt": prompt, "seed": seed, "steps": steps}
 
+    async def new_job(request: Request) -> tuple[dict, dict, str, str, dict]:
+        """What every job-creating route starts with: room in the queue, the body, its prompt,
+        the model and the base parameters (seed, steps)."""
+        check_queue()
+        fields, files = await body_of(request)
+        prompt = text_field(fields, "prompt")
+        model, params = base_params(fields, prompt)
+        return fields, files, prompt, model, params
+
     # ---- routes ----------------------------------------------------------------------------
     @app.get("/health")
     def health():
@@ -352,10 +361,7 @@ def create_app(
 
     @app.post("/v1/videos")
     async def create(request: Request):
-        check_queue()
-        fields, files = await body_of(request)
-        prompt = text_field(fields, "prompt")
-        model, params = base_params(fields, prompt)
+        fields, files, prompt, model, params = await new_job(request)
         width, height = parse_size(fields.get("size"))
         seconds = parse_seconds(fields.get("seconds"))
         vid = store.new_id()
@@ -438,10 +444,7 @@ def create_app(
 
     @app.post("/v1/videos/extensions")
     async def extend(request: Request):
-        check_queue()
-        fields, files = await body_of(request)
-        prompt = text_field(fields, "prompt")
-        model, params = base_params(fields, prompt)
+        fields, files, prompt, model, params = await new_job(request)
         add = parse_seconds(fields.get("seconds"))
         vid = store.new_id()
         path, n, width, height = await video_input(fields, files, vid)
@@ -451,10 +454,7 @@ def create_app(
 
     @app.post("/v1/videos/edits")
     async def edit(request: Request):
-        check_queue()
-        fields, files = await body_of(request)
-        prompt = text_field(fields, "prompt")
-        model, params = base_params(fields, prompt)
+        fields, files, prompt, model, params = await new_job(request)
         try:
             strength = float(fields.get("strength", 0.6))
         except (TypeError, ValueError):
