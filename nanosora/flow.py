@@ -24,13 +24,14 @@ REF_TOKENS = 80  # tokens of the default clip (17 frames at 64x64: 5 x 4 x 4 pat
 
 @dataclass(frozen=True)
 class FlowConfig:
-    base_shift: float = 1.0  # the shift at REF_TOKENS tokens
     logit_mean: float = 0.0
     logit_std: float = 1.0
 
 
-def shift_for(tokens: int, cfg: FlowConfig = FlowConfig()) -> float:
-    return min(8.0, max(0.5, cfg.base_shift * math.sqrt(tokens / REF_TOKENS)))
+def shift_for(tokens: int, base: float = 1.0) -> float:
+    """The schedule shift at `tokens` tokens for a model trained with shift `base` at
+    REF_TOKENS (DiTConfig.flow_shift, so training and sampling always agree)."""
+    return min(8.0, max(0.5, base * math.sqrt(tokens / REF_TOKENS)))
 
 
 def shift_time(t: torch.Tensor, shift: float) -> torch.Tensor:

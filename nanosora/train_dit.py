@@ -98,7 +98,7 @@ def dit_loss(model, latents, text, mask, null_text, step_seed: tuple[int, int, i
         mask[drop, :n] = True
     base = dist.unwrap(model)
     tokens = int(np.prod(base.grid(latents.shape)))
-    t = flow.sample_t(b, flow.shift_for(tokens, cfg.flow), g, cfg.flow)
+    t = flow.sample_t(b, flow.shift_for(tokens, base.cfg.flow_shift), g, cfg.flow)
     noise = torch.randn(latents.shape, generator=g)
     x_t, target = flow.noisy(latents, noise, t)
     dev = next(model.parameters()).device

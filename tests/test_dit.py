@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 import torch
 
-from nanosora import flow, train
-from nanosora.dit import DIT_PRESETS, DiT, DiTConfig, count_params, rope_split
+from nanosora import flow, pipeline, train
+from nanosora.dit import (
+    DIT_PRESETS,
+    DiT,
+    DiTConfig,
+    apply_rope,
+    count_params,
+    rope_angles,
+    rope_rotation,
+    rope_split,
+)
 from nanosora.train_dit import MASK_MODES, DiTTrainConfig, dit_loss, frame_mask, train_dit
 from tests.helpers import FakeCache
 
@@ -55,6 +65,52 @@ def test_odd_grid_and_bad_config_are_refused():
         DiT(DiTConfig(dim=65, heads=2))
     with pytest.raises(ValueError, match="patch"):
         DiT(DiTConfig(patch=(1, 0, 2)))
+    with pytest.raises(ValueError, match="flow_shift"):
+        DiT(DiTConfig(flow_shift=0.0))
+
+
+def test_rope_rotates_pairs_and_depends_only_on_offsets():
+    torch.manual_seed(0)
+    grid, hd = (3, 4, 4), 12
+    angles = rope_angles(grid, hd, 100.0)
+    q, k = torch.randn(2, 1, 48, hd), torch.randn(2, 1, 48, hd)
+    out = apply_rope(q, rope_rotation(angles))
+    # the written-out rotation of each consecutive pair (x1, x2) by its angle
+    x1, x2 = q[..., 0::2], q[..., 1::2]
+    ref = torch.stack([x1 * angles.cos() - x2 * angles.sin(), x1 * angles.sin() + x2 * angles.cos()], -1)
+    torch.testing.assert_close(out, ref.flatten(-2))
+    # the same q and k at two positions: their dot product depends only on the offset
+    rot = rope_rotation(angles)
+    same_q, same_k = q[:, :, :1].expand(2, 1, 48, hd), k[:, :, :1].expand(2, 1, 48, hd)
+    rq, rk = apply_rope(same_q, rot), apply_rope(same_k, rot)
+
+    # tokens 0 -> 1 and 4 -> 5 are both one step along w
+    def dot(i, j):
+        return (rq[..., i, :] * rk[..., j, :]).sum(-1)
+
+    torch.testing.assert_close(dot(0, 1), dot(4, 5))
+    assert not torch.allclose(dot(0, 1), dot(0, 2))
+
+
+def test_the_model_samples_on_the_schedule_it_was_trained_on(monkeypatch):
+    """flow_shift lives in the model's config, so training and sampling read the same one."""
+    m1, m3 = DiT(DIT_PRESETS["tiny"]), DiT(dataclasses.replace(DIT_PRESETS["tiny"], flow_shift=3.0))
+    shape = (4, 5, 8, 8)
+    assert pipeline.shift_of(m3, shape) == pytest.approx(3 * pipeline.shift_of(m1, shape))
+    assert DIT_PRESETS["default"].flow_shift == 3.0
+    seen = []
+    real = flow.sample_t
+
+    def spy(n, shift, *a, **k):
+        seen.append(shift)
+        return real(n, shift, *a, **k)
+
+    monkeypatch.setattr(flow, "sample_t", spy)
+    lat, text = torch.randn(2, 4, 5, 8, 8), torch.randn(2, 3, 384)
+    mask, null = torch.ones(2, 3, dtype=torch.bool), torch.zeros(1, 384)
+    for m in (m1, m3):
+        dit_loss(m, lat, text, mask, null, (0, 0, 0), DiTTrainConfig())
+    assert seen == [pipeline.shift_of(m1, shape), pipeline.shift_of(m3, shape)]
 
 
 def test_large_presets_build_on_the_meta_device():
