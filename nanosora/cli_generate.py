@@ -12,6 +12,8 @@ import re
 import sys
 from pathlib import Path
 
+from nanosora.config import SAMPLERS
+
 EPILOG = """examples:
   nanosora generate "a red circle moves right" -o red.mp4
   nanosora generate "a small blue square bounces on a white background" -o b.gif --seed 3
@@ -84,7 +86,10 @@ def add_generate(sub, side, fps, positive_int) -> None:
     )
     g.add_argument("--negative-prompt", default="", help="what to steer away from (default none)")
     g.add_argument(
-        "--sampler", choices=("euler", "heun"), default="euler", help="ODE sampler (default euler)"
+        "--sampler",
+        choices=SAMPLERS,
+        default="euler",
+        help="ODE sampler: euler (default), heun (2 calls a step), ab2 (2nd order, 1 call a step)",
     )
     g.add_argument("--no-expand", action="store_true", help="use the prompt as it is, without expansion")
     g.add_argument(

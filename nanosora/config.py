@@ -10,6 +10,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+# the ODE samplers flow.denoise knows (here, so the CLI can list them without importing torch)
+SAMPLERS = ("euler", "heun", "ab2")
+
 
 @dataclass(frozen=True)
 class VAEConfig:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
+from nanosora.config import SAMPLERS
+
 REF_TOKENS = 80  # tokens of the default clip (17 frames at 64x64: 5 x 4 x 4 patches)
 
 
@@ -129,17 +131,29 @@ def denoise(
     method: str = "euler",
     callback: Callable[[int, int, torch.Tensor], None] | None = None,
 ) -> torch.Tensor:
-    """Integrate from schedule[0] (noise) to schedule[-1] (data). Heun (2nd order) costs two
-    velocity calls a step except the last."""
-    if method not in ("euler", "heun"):
-        raise ValueError(f"sampler {method!r} is not known: use 'euler' or 'heun'")
+    """Integrate from schedule[0] (noise) to schedule[-1] (data).
+
+    euler: one velocity call a step. heun (2nd order): two calls a step except the last.
+    ab2: Adams-Bashforth, 2nd order for one call a step: each step extrapolates the velocity
+    from this step's and the previous step's (the idea of DPM-Solver++(2M)), so few steps
+    lose less than Euler at the same cost. Its first step, with no history, is Euler's."""
+    if method not in SAMPLERS:
+        raise ValueError(f"sampler {method!r} is not known: use one of {', '.join(SAMPLERS)}")
     n = len(schedule) - 1
+    prev: tuple[float, torch.Tensor] | None = None  # (step size, velocity) of the last step
     for i, (t, t_next) in enumerate(zip(schedule[:-1], schedule[1:], strict=True)):
+        h = t_next - t
         v = velocity(x, t)
-        x_next = x + (t_next - t) * v
+        if method == "ab2" and prev is not None:
+            # variable-step AB2: v is extrapolated to the middle of this step
+            r = h / prev[0]
+            x_next = x + h * ((1 + r / 2) * v - (r / 2) * prev[1])
+        else:
+            x_next = x + h * v
         if method == "heun" and t_next > 0:
             v2 = velocity(x_next, t_next)
-            x_next = x + (t_next - t) * 0.5 * (v + v2)
+            x_next = x + h * 0.5 * (v + v2)
+        prev = (h, v)
         x = x_next
         if callback is not None:
             callback(i + 1, n, x)

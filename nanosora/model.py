@@ -20,13 +20,13 @@ import numpy as np
 import torch
 
 from nanosora import __version__, modeldir, pipeline
+from nanosora.config import SAMPLERS
 from nanosora.timeline import Timeline
 from nanosora.vae import check_size
 from nanosora.video import Video
 
 MAX_SECONDS = 60.0
 EXTEND_DIRECTIONS = ("forward", "backward")
-SAMPLERS = ("euler", "heun")
 
 
 def default_model_path() -> Path:

@@ -177,6 +177,28 @@ def test_samplers_integrate_a_known_flow_exactly():
         torch.testing.assert_close(out, x0, atol=1e-5, rtol=1e-5)
 
 
+def test_ab2_is_second_order_for_one_call_a_step():
+    """For a velocity linear in t, AB2 is exact after its first (Euler) step, so its whole
+    error is that step's, -h^2 b / 2; Euler's error is larger, at the same number of calls."""
+    a, b = torch.tensor([0.5, -1.0]), torch.tensor([2.0, 3.0])
+    schedule = flow.get_schedule(6, 3.0)
+    exact = torch.zeros(2) + (schedule[-1] - schedule[0]) * a + (schedule[-1] ** 2 - schedule[0] ** 2) / 2 * b
+    calls = []
+
+    def v(x, t):
+        calls.append(t)
+        return a + b * t
+
+    ab2 = flow.denoise(v, torch.zeros(2), schedule, "ab2")
+    assert len(calls) == 6
+    euler = flow.denoise(v, torch.zeros(2), schedule, "euler")
+    h0 = schedule[1] - schedule[0]
+    torch.testing.assert_close(ab2 - exact, -(h0**2) / 2 * b, atol=1e-6, rtol=1e-5)
+    assert ((ab2 - exact).abs() < (euler - exact).abs() / 2).all()
+    with pytest.raises(ValueError, match="ab2"):
+        flow.denoise(v, torch.zeros(2), schedule, "rk45")
+
+
 def test_guidance_combines_passes():
     calls = []
 
