@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -125,10 +126,13 @@ class CrossAttention(nn.Module):
         self.k_norm = nn.RMSNorm(dim // heads, eps=1e-6)
         self.out = nn.Linear(dim, dim)
 
-    def forward(self, x, ctx, ctx_mask):  # x (B, N, D), ctx (B, L, D), ctx_mask (B, L) bool
-        q = self.q_norm(rearrange(self.q(x), "b n (h d) -> b h n d", h=self.heads))
+    def keys_values(self, ctx):  # ctx (B, L, D) -> normed keys and values, (B, H, L, d) each
         k, v = rearrange(self.kv(ctx), "b l (two h d) -> two b h l d", two=2, h=self.heads)
-        o = F.scaled_dot_product_attention(q, self.k_norm(k), v, attn_mask=ctx_mask[:, None, None, :])
+        return self.k_norm(k), v
+
+    def forward(self, x, kv, ctx_mask):  # x (B, N, D), kv from keys_values, ctx_mask (B, L) bool
+        q = self.q_norm(rearrange(self.q(x), "b n (h d) -> b h n d", h=self.heads))
+        o = F.scaled_dot_product_attention(q, *kv, attn_mask=ctx_mask[:, None, None, :])
         return self.out(rearrange(o, "b h n d -> b n (h d)"))
 
 
@@ -145,10 +149,10 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, d))
         self.ada = nn.Linear(d, 6 * d)
 
-    def forward(self, x, c, ctx, ctx_mask, rotation):
+    def forward(self, x, c, kv, ctx_mask, rotation):
         sh1, sc1, g1, sh2, sc2, g2 = self.ada(F.silu(c)).chunk(6, dim=1)
         x = x + g1[:, None] * self.attn(modulate(self.norm1(x), sh1, sc1), rotation)
-        x = x + self.cross(self.norm_x(x), ctx, ctx_mask)
+        x = x + self.cross(self.norm_x(x), kv, ctx_mask)
         return x + g2[:, None] * self.mlp(modulate(self.norm2(x), sh2, sc2))
 
 
@@ -158,6 +162,16 @@ def timestep_embedding(t: torch.Tensor, dim: int = 256, max_period: float = 1000
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
     args = 1000.0 * t.float()[:, None] * freqs[None]
     return torch.cat([args.cos(), args.sin()], 1)
+
+
+class TextContext(NamedTuple):
+    """What the text contributes to every forward pass, made by DiT.text_context. It depends
+    on the prompt alone, so a sampler makes it once and reuses it at every step (the text
+    projection and each block's cross-attention keys and values are then not recomputed)."""
+
+    pooled: torch.Tensor  # (B, D): pooled prompt, projected; added to the timestep vector
+    kv: list[tuple[torch.Tensor, torch.Tensor]]  # per block: keys and values, (B, H, L, d)
+    mask: torch.Tensor  # (B, L) bool
 
 
 class DiT(nn.Module):
@@ -203,18 +217,30 @@ class DiT(nn.Module):
             )
         return t // pt, h // ph, w // pw
 
+    def text_context(self, text: torch.Tensor, text_mask: torch.Tensor) -> TextContext:
+        """The prompt's part of the computation, for text (B, L, text_dim) with a (B, L) mask."""
+        text_mask = text_mask.bool()
+        # an all-padding row would make attention undefined: let it attend to its first slot
+        text_mask = text_mask.clone()
+        text_mask[:, 0] |= ~text_mask.any(1)
+        pooled = (text * text_mask[..., None]).sum(1) / text_mask.sum(1, keepdim=True).clamp_min(1)
+        ctx = self.text_proj(text)  # (B, L, D)
+        kv = [blk.cross.keys_values(ctx) for blk in self.blocks]
+        return TextContext(self.pool_proj(pooled), kv, text_mask)
+
     def forward(
         self,
         x: torch.Tensor,
         t: torch.Tensor,
-        text: torch.Tensor,
-        text_mask: torch.Tensor,
+        text: torch.Tensor | TextContext,
+        text_mask: torch.Tensor | None = None,
         cond: torch.Tensor | None = None,
         frame_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Velocity for x (B, C, T, h, w) at times t (B,). text (B, L, text_dim) with a (B, L)
-        mask. cond: clean latents of the given frames (B, C, T, h, w); frame_mask (B, T), 1 where
-        cond holds a given frame."""
+        mask, or a TextContext made from them once (then text_mask is not needed). cond: clean
+        latents of the given frames (B, C, T, h, w); frame_mask (B, T), 1 where cond holds a
+        given frame."""
         b, c, T, h, w = x.shape
         if c != self.cfg.latent_channels:
             raise ValueError(f"latents have {c} channels; this model takes {self.cfg.latent_channels}")
@@ -228,18 +254,16 @@ class DiT(nn.Module):
         tokens = rearrange(inp, "b c (t pt) (h ph) (w pw) -> b (t h w) (c pt ph pw)", pt=pt, ph=ph, pw=pw)
         x_tok = self.patch_in(tokens)  # (B, N, D)
 
-        text_mask = text_mask.bool()
-        # an all-padding row would make attention undefined: let it attend to its first slot
-        text_mask = text_mask.clone()
-        text_mask[:, 0] |= ~text_mask.any(1)
-        pooled = (text * text_mask[..., None]).sum(1) / text_mask.sum(1, keepdim=True).clamp_min(1)
-        c_vec = self.t_embed(timestep_embedding(t)) + self.pool_proj(pooled)  # (B, D)
-        ctx = self.text_proj(text)  # (B, L, D)
+        if not isinstance(text, TextContext):
+            if text_mask is None:
+                raise ValueError("text_mask is needed with text embeddings (or pass a TextContext)")
+            text = self.text_context(text, text_mask)
+        c_vec = self.t_embed(timestep_embedding(t)) + text.pooled  # (B, D)
         rotation = rope_rotation(
             rope_angles((gt, gh, gw), self.cfg.dim // self.cfg.heads, self.cfg.rope_theta, x.device)
         )
-        for blk in self.blocks:
-            x_tok = blk(x_tok, c_vec, ctx, text_mask, rotation)
+        for blk, kv in zip(self.blocks, text.kv, strict=True):
+            x_tok = blk(x_tok, c_vec, kv, text.mask, rotation)
         shift, scale = self.ada_out(F.silu(c_vec)).chunk(2, dim=1)
         out = self.patch_out(modulate(self.norm_out(x_tok), shift, scale))
         return rearrange(

@@ -91,10 +91,13 @@ def sample_latents(
     fms = torch.cat([frame_mask if (has_cond and m != "none") else zeros for m in modes])
     conds = cond.repeat(len(modes), 1, 1, 1, 1) if cond is not None else None
 
+    with torch.inference_mode():
+        context = dit.text_context(texts, masks)  # once: the prompt is the same at every step
+
     def model_fn(x, t, modes):
         k = len(modes)
         with torch.inference_mode():
-            v = dit(x.repeat(k, 1, 1, 1, 1), torch.full((k * b,), float(t)), texts, masks, conds, fms)
+            v = dit(x.repeat(k, 1, 1, 1, 1), torch.full((k * b,), float(t)), context, None, conds, fms)
         return list(v.chunk(k))
 
     velocity = flow.guided(model_fn, guidance, cond_guidance, has_cond)

@@ -45,6 +45,22 @@ def test_zero_initialised_output_predicts_zero():
     assert torch.count_nonzero(out) == 0
 
 
+def test_a_text_context_made_once_serves_every_step():
+    m = tiny()
+    for p in m.parameters():  # leave the zero initialisation, so the text changes the output
+        torch.nn.init.normal_(p, std=0.2)
+    text, mask = torch.randn(2, 6, 384), torch.tensor([[1] * 6, [1] * 3 + [0] * 3], dtype=torch.bool)
+    context = m.text_context(text, mask)
+    for seed in range(3):  # several steps: new latents and times, the same context
+        g = torch.Generator().manual_seed(seed)
+        x, t = torch.randn(2, 4, 3, 4, 4, generator=g), torch.rand(2, generator=g)
+        torch.testing.assert_close(m(x, t, context), m(x, t, text, mask))
+    other = m(x, t, torch.randn(2, 6, 384), mask)
+    assert not torch.allclose(other, m(x, t, context))
+    with pytest.raises(ValueError, match="text_mask is needed"):
+        m(x, t, text)
+
+
 def test_odd_grid_and_bad_config_are_refused():
     m = tiny()
     with pytest.raises(ValueError, match="not divisible by the patch"):
