@@ -96,6 +96,11 @@ def add_generate(sub, side, fps, positive_int) -> None:
         "--int8", action="store_true", help="int8 transformer (CPU; faster, measured in the README)"
     )
     g.add_argument(
+        "--bf16",
+        action="store_true",
+        help="bf16 transformer (a CPU with AVX512-BF16 or AMX; faster, measured in the README)",
+    )
+    g.add_argument(
         "--compile", action="store_true", help="compile the transformer (slow start, faster steps)"
     )
     modes = g.add_argument_group("modes (choose at most one, plus --loop)")
@@ -257,7 +262,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         jobs = [
             (Path(args.output) if not args.output.endswith("/") else args.output, job_kwargs(_args_job(args)))
         ]
-    model = load(args.model, int8=args.int8, compile=args.compile)
+    model = load(args.model, int8=args.int8, compile=args.compile, bf16=args.bf16)
     for out, kw in tqdm(jobs, desc="jobs", unit="video", disable=len(jobs) == 1 or None):
         bar = tqdm(desc="sampling", unit="step", disable=None, leave=len(jobs) == 1)
 

@@ -111,7 +111,8 @@ class SelfAttention(nn.Module):
 
     def forward(self, x, rotation):  # (B, N, D)
         q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.heads)
-        q, k = apply_rope(self.q_norm(q), rotation), apply_rope(self.k_norm(k), rotation)
+        # norms in fp32 (a no-op without autocast; under bf16 autocast the fused kernel wants it)
+        q, k = apply_rope(self.q_norm(q.float()), rotation), apply_rope(self.k_norm(k.float()), rotation)
         o = F.scaled_dot_product_attention(q, k, v)
         return self.out(rearrange(o, "b h n d -> b n (h d)"))
 
@@ -128,10 +129,10 @@ class CrossAttention(nn.Module):
 
     def keys_values(self, ctx):  # ctx (B, L, D) -> normed keys and values, (B, H, L, d) each
         k, v = rearrange(self.kv(ctx), "b l (two h d) -> two b h l d", two=2, h=self.heads)
-        return self.k_norm(k), v
+        return self.k_norm(k.float()), v
 
     def forward(self, x, kv, ctx_mask):  # x (B, N, D), kv from keys_values, ctx_mask (B, L) bool
-        q = self.q_norm(rearrange(self.q(x), "b n (h d) -> b h n d", h=self.heads))
+        q = self.q_norm(rearrange(self.q(x), "b n (h d) -> b h n d", h=self.heads).float())
         o = F.scaled_dot_product_attention(q, *kv, attn_mask=ctx_mask[:, None, None, :])
         return self.out(rearrange(o, "b h n d -> b n (h d)"))
 

@@ -179,6 +179,7 @@ def run(
     guidance: float = 4.0,
     out_dir: str | Path | None = None,
     progress: bool = True,
+    sampler: str = "euler",
 ) -> dict:
     """Generate and score; returns {suite: {"passed", "total", "rate", "cases": [...]}}."""
     from tqdm import tqdm
@@ -205,6 +206,7 @@ def run(
             steps=steps,
             guidance=guidance,
             seed=c.seed,
+            sampler=sampler,
         )
         verdict = score(v.frames, v.fps, c.prompt)
         r = results[c.suite]

@@ -307,11 +307,18 @@ class Model:
         return mode
 
 
-def load(path: str | Path | None = None, int8: bool = False, compile: bool = False) -> Model:
+def load(
+    path: str | Path | None = None, int8: bool = False, compile: bool = False, bf16: bool = False
+) -> Model:
     """Load a model directory (None: the shipped default model). `int8`: the transformer's
-    linear layers quantized to int8 with dynamic activation scales (CPU); `compile`: the
-    transformer compiled with torch.compile (the first generation pays the compile time)."""
+    linear layers quantized to int8 with dynamic activation scales (CPU); `bf16`: the
+    transformer run under bf16 autocast (a CPU with native bf16); `compile`: the transformer
+    compiled with torch.compile (the first generation pays the compile time)."""
+    from nanosora import dist
     from nanosora.text import TextEncoder
+
+    if int8 and bf16:
+        raise ValueError("int8 and bf16 are two alternative precisions: choose one")
 
     path = Path(path) if path is not None else default_model_path()
     cfg = modeldir.read_config(path)
@@ -328,6 +335,8 @@ def load(path: str | Path | None = None, int8: bool = False, compile: bool = Fal
             warnings.filterwarnings("ignore", category=DeprecationWarning)
             warnings.filterwarnings("ignore", category=UserWarning)
             dit = quantize_dynamic(dit, {torch.nn.Linear}, dtype=torch.qint8)
+    if bf16:
+        dit = dist.CPUBF16(dit)
     if compile:
         dit = torch.compile(dit, dynamic=True)
     text_cfg = cfg.get("text", {})

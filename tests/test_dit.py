@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from nanosora import flow, pipeline, train
+from nanosora import dist, flow, pipeline, train
 from nanosora.dit import (
     DIT_PRESETS,
     DiT,
@@ -259,3 +259,44 @@ def test_text_dropout_uses_the_empty_prompt():
     lat, text, mask, _ = cache.batch(2, 0, 0)
     loss = dit_loss(m, lat, text, mask, cache.null_text, (0, 0, 0), DiTTrainConfig(text_dropout=1.0))
     assert torch.isfinite(loss)
+
+
+def _random_tiny():
+    m = tiny()
+    for p in m.parameters():  # leave the zero initialisation, so outputs differ by precision
+        torch.nn.init.normal_(p, std=0.2)
+    return m
+
+
+@pytest.mark.skipif(not dist.cpu_has_bf16(), reason="this CPU has no native bf16")
+def test_cpu_bf16_runs_the_transformer_in_bf16_and_returns_fp32():
+    m = _random_tiny()
+    w = dist.CPUBF16(m)
+    assert w.cfg is m.cfg and w.grid((4, 3, 4, 4)) == m.grid((4, 3, 4, 4))
+    g = torch.Generator().manual_seed(0)
+    x, t, text = torch.randn(2, 4, 3, 4, 4, generator=g), torch.rand(2, generator=g), torch.randn(2, 5, 384)
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    with torch.inference_mode():
+        ref, out = m(x, t, text, mask), w(x, t, text, mask)
+        from_context = w(x, t, w.text_context(text, mask))
+    assert out.dtype == torch.float32 and not torch.equal(out, ref)  # bf16 did run
+    assert (out - ref).norm() / ref.norm() < 0.05
+    torch.testing.assert_close(from_context, out)
+    cache = FakeCache()
+    lat, text, mask, _ = cache.batch(2, 0, 0)
+    losses = [
+        dit_loss(m, lat, text, mask, cache.null_text, (0, 0, 0), DiTTrainConfig(cpu_bf16=b)).item()
+        for b in (False, True)
+    ]
+    assert losses[0] != losses[1] and abs(losses[1] / losses[0] - 1) < 0.05
+
+
+def test_bf16_is_refused_on_a_cpu_without_it(monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    with pytest.raises(ValueError, match="no native bf16"):
+        dist.CPUBF16(tiny())
+    cfg = train.TrainConfig(steps=1, batch=2, lr=1e-3, warmup=1, ckpt_every=1)
+    with pytest.raises(ValueError, match="no native bf16"):
+        train_dit(tmp_path / "r", DIT_PRESETS["tiny"], cfg, FakeCache(), DiTTrainConfig(cpu_bf16=True))
+    assert not (tmp_path / "r").exists()  # refused before anything was written
