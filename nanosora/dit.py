@@ -150,7 +150,9 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, d))
         self.ada = nn.Linear(d, 6 * d)
 
-    def forward(self, x, c, kv, ctx_mask, rotation):
+    def forward(self, x, c, kv, ctx_mask, rotation):  # kv: (keys, values), or the text tokens
+        if isinstance(kv, torch.Tensor):
+            kv = self.cross.keys_values(kv)
         sh1, sc1, g1, sh2, sc2, g2 = self.ada(F.silu(c)).chunk(6, dim=1)
         x = x + g1[:, None] * self.attn(modulate(self.norm1(x), sh1, sc1), rotation)
         x = x + self.cross(self.norm_x(x), kv, ctx_mask)
@@ -171,7 +173,11 @@ class TextContext(NamedTuple):
     projection and each block's cross-attention keys and values are then not recomputed)."""
 
     pooled: torch.Tensor  # (B, D): pooled prompt, projected; added to the timestep vector
-    kv: list[tuple[torch.Tensor, torch.Tensor]]  # per block: keys and values, (B, H, L, d)
+    ctx: torch.Tensor  # (B, L, D): the projected text tokens
+    # per block: cross-attention keys and values, (B, H, L, d) each; None: each block makes
+    # its own from ctx inside its forward (as training must under FSDP2, where a block's
+    # weights are whole only while the block runs)
+    kv: list[tuple[torch.Tensor, torch.Tensor]] | None
     mask: torch.Tensor  # (B, L) bool
 
 
@@ -218,16 +224,19 @@ class DiT(nn.Module):
             )
         return t // pt, h // ph, w // pw
 
-    def text_context(self, text: torch.Tensor, text_mask: torch.Tensor) -> TextContext:
-        """The prompt's part of the computation, for text (B, L, text_dim) with a (B, L) mask."""
+    def text_context(
+        self, text: torch.Tensor, text_mask: torch.Tensor, keys_values: bool = True
+    ) -> TextContext:
+        """The prompt's part of the computation, for text (B, L, text_dim) with a (B, L) mask;
+        `keys_values`: every block's cross-attention keys and values too."""
         text_mask = text_mask.bool()
         # an all-padding row would make attention undefined: let it attend to its first slot
         text_mask = text_mask.clone()
         text_mask[:, 0] |= ~text_mask.any(1)
         pooled = (text * text_mask[..., None]).sum(1) / text_mask.sum(1, keepdim=True).clamp_min(1)
         ctx = self.text_proj(text)  # (B, L, D)
-        kv = [blk.cross.keys_values(ctx) for blk in self.blocks]
-        return TextContext(self.pool_proj(pooled), kv, text_mask)
+        kv = [blk.cross.keys_values(ctx) for blk in self.blocks] if keys_values else None
+        return TextContext(self.pool_proj(pooled), ctx, kv, text_mask)
 
     def forward(
         self,
@@ -258,12 +267,12 @@ class DiT(nn.Module):
         if not isinstance(text, TextContext):
             if text_mask is None:
                 raise ValueError("text_mask is needed with text embeddings (or pass a TextContext)")
-            text = self.text_context(text, text_mask)
+            text = self.text_context(text, text_mask, keys_values=False)
         c_vec = self.t_embed(timestep_embedding(t)) + text.pooled  # (B, D)
         rotation = rope_rotation(
             rope_angles((gt, gh, gw), self.cfg.dim // self.cfg.heads, self.cfg.rope_theta, x.device)
         )
-        for blk, kv in zip(self.blocks, text.kv, strict=True):
+        for blk, kv in zip(self.blocks, text.kv or [text.ctx] * len(self.blocks), strict=True):
             x_tok = blk(x_tok, c_vec, kv, text.mask, rotation)
         shift, scale = self.ada_out(F.silu(c_vec)).chunk(2, dim=1)
         out = self.patch_out(modulate(self.norm_out(x_tok), shift, scale))
