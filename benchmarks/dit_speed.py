@@ -7,6 +7,9 @@ pass side by side with diffusers' WanTransformer3DModel at matched size.
    forward and backward pass, over the measured step time. Target: >= 60% of the peak.
 3. Forward pass against WanTransformer3DModel with the same width, depth, heads, MLP width,
    patch, text width and token count (random weights). Target: >= 1.5x faster.
+4. On a CPU with native bf16: the training step under bf16 autocast (train dit --bf16)
+   against fp32 and against the bf16 matmul peak, and both forward passes under bf16
+   autocast, side by side.
 
     python benchmarks/dit_speed.py [--json OUT] [--preset default] [--batch 32]
 """
@@ -22,16 +25,17 @@ from common import timed, wan_transformer_like
 from torch.utils.flop_counter import FlopCounterMode
 
 
-def matmul_peak() -> float:
+def matmul_peak(dtype=torch.float32) -> float:
     best = 0.0
     for n in (512, 1024, 2048):
-        a, b = torch.randn(n, n), torch.randn(n, n)
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
         t = timed(lambda a=a, b=b: a @ b, repeats=5)
         best = max(best, 2 * n**3 / t)
     return best
 
 
 def measure(preset: str = "default", batch: int = 32) -> dict:
+    from nanosora.dist import cpu_has_bf16
     from nanosora.dit import DIT_PRESETS, DiT
 
     torch.manual_seed(0)
@@ -44,8 +48,9 @@ def measure(preset: str = "default", batch: int = 32) -> dict:
     mask = torch.ones(b, L, dtype=torch.bool)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
-    def step():
-        loss = model(x, t, text, mask).pow(2).mean()
+    def step(bf16=False):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model(x, t, text, mask).float().pow(2).mean()
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -57,6 +62,10 @@ def measure(preset: str = "default", batch: int = 32) -> dict:
     peak = matmul_peak()
     t_step = timed(step, repeats=5)
     achieved = flops / t_step
+    bf16 = cpu_has_bf16()
+    if bf16:  # the same step under bf16 autocast (train dit --bf16), against the bf16 peak
+        peak_bf16 = matmul_peak(torch.bfloat16)
+        t_step_bf16 = timed(lambda: step(True), repeats=5)
 
     # forward, side by side with Wan at matched size: at the training batch, and at batch 2,
     # the conditional and unconditional pass of one sampling step
@@ -68,6 +77,10 @@ def measure(preset: str = "default", batch: int = 32) -> dict:
         s = slice(0, 2)
         t_ours2 = timed(lambda: model(x[s], t[s], text[s], mask[s]), repeats=21)
         t_wan2 = timed(lambda: wan(x[s], t[s] * 1000, text[s], return_dict=False)[0], repeats=21)
+        if bf16:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                t_ours_bf16 = timed(lambda: model(x, t, text, mask))
+                t_wan_bf16 = timed(lambda: wan(x, t * 1000, text, return_dict=False)[0])
     n_ours = sum(p.numel() for p in model.parameters())
     n_wan = sum(p.numel() for p in wan.parameters())
     return {
@@ -89,7 +102,19 @@ def measure(preset: str = "default", batch: int = 32) -> dict:
         "forward_b2_vs_diffusers_speedup": round(t_wan2 / t_ours2, 2),
         "params": n_ours,
         "wan_params": n_wan,
-    }
+    } | (
+        {
+            "matmul_peak_bf16_gflops": round(peak_bf16 / 1e9, 1),
+            "train_step_bf16_s": round(t_step_bf16, 4),
+            "train_bf16_speedup": round(t_step / t_step_bf16, 2),
+            "train_bf16_fraction_of_bf16_peak": round(flops / t_step_bf16 / peak_bf16, 3),
+            "forward_bf16_s": round(t_ours_bf16, 4),
+            "wan_forward_bf16_s": round(t_wan_bf16, 4),
+            "forward_bf16_vs_diffusers_speedup": round(t_wan_bf16 / t_ours_bf16, 2),
+        }
+        if bf16
+        else {}
+    )
 
 
 def report(r: dict) -> str:
@@ -104,6 +129,14 @@ def report(r: dict) -> str:
         f"forward, batch 2 (one sampling step with guidance): nanosora {r['forward_b2_s'] * 1e3:.1f} ms, "
         f"WanTransformer3DModel {r['wan_forward_b2_s'] * 1e3:.1f} ms: "
         f"{r['forward_b2_vs_diffusers_speedup']:.2f}x"
+    ) + (
+        f"\nbf16 autocast (native here; matmul peak {r['matmul_peak_bf16_gflops']:.0f} GFLOP/s): training "
+        f"step {r['train_step_bf16_s']:.3f} s ({r['train_bf16_speedup']:.2f}x fp32, "
+        f"{r['train_bf16_fraction_of_bf16_peak']:.0%} of the bf16 peak); forward, batch {r['batch']}: "
+        f"nanosora {r['forward_bf16_s']:.4f} s, WanTransformer3DModel {r['wan_forward_bf16_s']:.4f} s: "
+        f"{r['forward_bf16_vs_diffusers_speedup']:.2f}x"
+        if "train_step_bf16_s" in r
+        else ""
     )
 
 

@@ -42,8 +42,9 @@ def child(model_dir: str | None, seconds: float, width: int, height: int) -> Non
     print(json.dumps({"load_s": load_s, "gen_s": gen_s, "frames": len(v.frames), "rss_mb": peak_rss_mb()}))
 
 
-def wan_pipeline_time(model, steps: int, guidance: float) -> tuple[float, dict]:
-    """The default clip through WanPipeline at matched sizes (random weights)."""
+def wan_pipeline_time(model, steps: int, guidance: float, bf16: bool = False) -> tuple[float, dict]:
+    """The default clip through WanPipeline at matched sizes (random weights); `bf16`: the
+    whole pipeline under CPU bf16 autocast, to set beside our --bf16."""
     from diffusers import FlowMatchEulerDiscreteScheduler, WanPipeline
 
     torch.manual_seed(0)
@@ -73,7 +74,7 @@ def wan_pipeline_time(model, steps: int, guidance: float) -> tuple[float, dict]:
         ).frames
         assert out.shape[1:4] == (17, 64, 64), out.shape
 
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         t = timed(run, repeats=3, warmup=1)
     info = {
         "wan_vae_base_dim": base,
@@ -84,6 +85,7 @@ def wan_pipeline_time(model, steps: int, guidance: float) -> tuple[float, dict]:
 
 
 def measure(model_dir: str | None = None, quick: bool = False, plot: str | None = None) -> dict:
+    from nanosora.dist import cpu_has_bf16
     from nanosora.model import load
     from nanosora.pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS
 
@@ -93,16 +95,20 @@ def measure(model_dir: str | None = None, quick: bool = False, plot: str | None 
     with torch.inference_mode():
         gen_s = timed(lambda: model.generate(PROMPT, seconds=2, seed=0), repeats=3, warmup=1)
     wan_s, wan_info = wan_pipeline_time(model, DEFAULT_STEPS, DEFAULT_GUIDANCE)
-    # the faster paths: int8 linear layers, torch.compile (compile time excluded), fewer steps
+    # the faster paths: int8 linear layers, bf16 (where the CPU has it), torch.compile (compile
+    # time excluded), fewer steps
+    bf16 = cpu_has_bf16()
+    paths = [("int8", {"int8": True}, {}), ("compile", {"compile": True}, {}), ("steps_6", {}, {"steps": 6})]
+    if bf16:
+        paths.insert(1, ("bf16", {"bf16": True}, {}))
     variants = {}
-    for name, kw, gen_kw in (
-        ("int8", {"int8": True}, {}),
-        ("compile", {"compile": True}, {}),
-        ("steps_6", {}, {"steps": 6}),
-    ):
+    for name, kw, gen_kw in paths:
         m = load(model_dir, **kw) if kw else model
         with torch.inference_mode():
             variants[name] = timed(lambda m=m, g=gen_kw: m.generate(PROMPT, seconds=2, seed=0, **g), 3, 2)
+
+    # like for like in bf16: our --bf16 against WanPipeline under bf16 autocast
+    wan_bf16_s = wan_pipeline_time(model, DEFAULT_STEPS, DEFAULT_GUIDANCE, bf16=True)[0] if bf16 else None
 
     durations = (2, 10) if quick else (2, 10, 30, 60)
     sides = (64, 128) if quick else (64, 128, 256)
@@ -118,6 +124,14 @@ def measure(model_dir: str | None = None, quick: bool = False, plot: str | None 
         "wan_pipeline_s": round(wan_s, 3),
         "faster_paths_s": {k: round(v, 3) for k, v in variants.items()},
         "vs_diffusers_speedup": round(wan_s / gen_s, 2),
+        **(
+            {
+                "wan_pipeline_bf16_s": round(wan_bf16_s, 3),
+                "vs_diffusers_speedup_bf16": round(wan_bf16_s / variants["bf16"], 2),
+            }
+            if bf16
+            else {}
+        ),
         **wan_info,
         "peak_rss_mb": round(by_duration[2]["rss_mb"], 1),
         "by_duration": {
@@ -164,6 +178,14 @@ def report(r: dict) -> str:
         f"real-time factor {r['realtime_factor']:.3f} (target <= 0.5)",
         f"WanPipeline, matched sizes: {r['wan_pipeline_s']:.3f} s -> "
         f"nanosora {r['vs_diffusers_speedup']:.1f}x faster (target >= 3x)",
+        *(
+            [
+                f"bf16 (--bf16; WanPipeline under bf16 autocast): {r['faster_paths_s']['bf16']:.3f} s "
+                f"vs {r['wan_pipeline_bf16_s']:.3f} s -> {r['vs_diffusers_speedup_bf16']:.1f}x"
+            ]
+            if "wan_pipeline_bf16_s" in r
+            else []
+        ),
         f"peak RSS, default clip (load included): {r['peak_rss_mb']:.0f} MB (target <= 1024)",
     ]
     base = r["default_clip_s"]
