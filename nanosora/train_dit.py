@@ -151,7 +151,10 @@ def train_dit(
             return
         modeldir.save_weights(out / "dit.safetensors", ema.shadow)
         modeldir.update_config(
-            out, dit=to_dict(cfg), dit_train={"step": step, **dataclasses.asdict(tcfg)}, **(model_parts or {})
+            out,
+            dit=to_dict(cfg),
+            dit_train={"step": step, **dataclasses.asdict(tcfg), "objective": dataclasses.asdict(dcfg)},
+            **(model_parts or {}),
         )
 
     try:
