@@ -4,7 +4,8 @@ pass side by side with diffusers' WanTransformer3DModel at matched size.
 1. Peak: the best fp32 matrix-multiply throughput torch reaches here (square matmuls).
 2. Training step of the default preset on the default clip's latents (16 x 5 x 8 x 8, 80
    tokens), batch 32, 48 text tokens: FLOPs counted by torch's FlopCounterMode for the
-   forward and backward pass, over the measured step time. Target: >= 60% of the peak.
+   forward and backward pass, over the measured step time, eager and compiled
+   (train dit --compile). Target: >= 60% of the peak.
 3. Forward pass against WanTransformer3DModel with the same width, depth, heads, MLP width,
    patch, text width and token count (random weights). Target: >= 1.5x faster.
 4. On a CPU with native bf16: the training step under bf16 autocast (train dit --bf16)
@@ -48,9 +49,9 @@ def measure(preset: str = "default", batch: int = 32) -> dict:
     mask = torch.ones(b, L, dtype=torch.bool)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
-    def step(bf16=False):
+    def step(bf16=False, net=model):
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = model(x, t, text, mask).float().pow(2).mean()
+            loss = net(x, t, text, mask).float().pow(2).mean()
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -62,6 +63,9 @@ def measure(preset: str = "default", batch: int = 32) -> dict:
     peak = matmul_peak()
     t_step = timed(step, repeats=5)
     achieved = flops / t_step
+    # the same step compiled (train dit --compile); compile time apart, in the warm-up runs
+    compiled = torch.compile(model)
+    t_step_compiled = timed(lambda: step(net=compiled), repeats=5, warmup=3)
     bf16 = cpu_has_bf16()
     if bf16:  # the same step under bf16 autocast (train dit --bf16), against the bf16 peak
         peak_bf16 = matmul_peak(torch.bfloat16)
@@ -94,6 +98,8 @@ def measure(preset: str = "default", batch: int = 32) -> dict:
         "train_step_gflop": round(flops / 1e9, 2),
         "train_achieved_gflops": round(achieved / 1e9, 1),
         "train_flops_fraction": round(achieved / peak, 3),
+        "train_step_compiled_s": round(t_step_compiled, 4),
+        "train_flops_fraction_compiled": round(flops / t_step_compiled / peak, 3),
         "forward_s": round(t_ours, 4),
         "wan_forward_s": round(t_wan, 4),
         "forward_vs_diffusers_speedup": round(t_wan / t_ours, 2),
@@ -123,6 +129,8 @@ def report(r: dict) -> str:
         f"training step, batch {r['batch']}: {r['train_step_s']:.3f} s, {r['train_step_gflop']:.1f} GFLOP, "
         f"{r['train_achieved_gflops']:.1f} GFLOP/s = {r['train_flops_fraction']:.0%} of peak "
         "(target >= 60%)\n"
+        f"the same step compiled (train dit --compile): {r['train_step_compiled_s']:.3f} s = "
+        f"{r['train_flops_fraction_compiled']:.0%} of peak\n"
         f"forward, batch {r['batch']}: nanosora {r['forward_s']:.4f} s ({r['params']:,} params), "
         f"WanTransformer3DModel {r['wan_forward_s']:.4f} s ({r['wan_params']:,} params): "
         f"{r['forward_vs_diffusers_speedup']:.2f}x (target >= 1.5x)\n"
