@@ -87,7 +87,7 @@ def measure(preset: str = "default", batch: int = 32) -> dict:
                 t_wan_bf16 = timed(lambda: wan(x, t * 1000, text, return_dict=False)[0])
     n_ours = sum(p.numel() for p in model.parameters())
     n_wan = sum(p.numel() for p in wan.parameters())
-    return {
+    r = {
         "preset": preset,
         "config": dataclasses.asdict(cfg),
         "batch": b,
@@ -108,23 +108,20 @@ def measure(preset: str = "default", batch: int = 32) -> dict:
         "forward_b2_vs_diffusers_speedup": round(t_wan2 / t_ours2, 2),
         "params": n_ours,
         "wan_params": n_wan,
-    } | (
-        {
-            "matmul_peak_bf16_gflops": round(peak_bf16 / 1e9, 1),
-            "train_step_bf16_s": round(t_step_bf16, 4),
-            "train_bf16_speedup": round(t_step / t_step_bf16, 2),
-            "train_bf16_fraction_of_bf16_peak": round(flops / t_step_bf16 / peak_bf16, 3),
-            "forward_bf16_s": round(t_ours_bf16, 4),
-            "wan_forward_bf16_s": round(t_wan_bf16, 4),
-            "forward_bf16_vs_diffusers_speedup": round(t_wan_bf16 / t_ours_bf16, 2),
-        }
-        if bf16
-        else {}
-    )
+    }
+    if bf16:
+        r["matmul_peak_bf16_gflops"] = round(peak_bf16 / 1e9, 1)
+        r["train_step_bf16_s"] = round(t_step_bf16, 4)
+        r["train_bf16_speedup"] = round(t_step / t_step_bf16, 2)
+        r["train_bf16_fraction_of_bf16_peak"] = round(flops / t_step_bf16 / peak_bf16, 3)
+        r["forward_bf16_s"] = round(t_ours_bf16, 4)
+        r["wan_forward_bf16_s"] = round(t_wan_bf16, 4)
+        r["forward_bf16_vs_diffusers_speedup"] = round(t_wan_bf16 / t_ours_bf16, 2)
+    return r
 
 
 def report(r: dict) -> str:
-    return (
+    text = (
         f"matmul peak (fp32): {r['matmul_peak_gflops']:.1f} GFLOP/s\n"
         f"training step, batch {r['batch']}: {r['train_step_s']:.3f} s, {r['train_step_gflop']:.1f} GFLOP, "
         f"{r['train_achieved_gflops']:.1f} GFLOP/s = {r['train_flops_fraction']:.0%} of peak "
@@ -137,15 +134,16 @@ def report(r: dict) -> str:
         f"forward, batch 2 (one sampling step with guidance): nanosora {r['forward_b2_s'] * 1e3:.1f} ms, "
         f"WanTransformer3DModel {r['wan_forward_b2_s'] * 1e3:.1f} ms: "
         f"{r['forward_b2_vs_diffusers_speedup']:.2f}x"
-    ) + (
-        f"\nbf16 autocast (native here; matmul peak {r['matmul_peak_bf16_gflops']:.0f} GFLOP/s): training "
-        f"step {r['train_step_bf16_s']:.3f} s ({r['train_bf16_speedup']:.2f}x fp32, "
-        f"{r['train_bf16_fraction_of_bf16_peak']:.0%} of the bf16 peak); forward, batch {r['batch']}: "
-        f"nanosora {r['forward_bf16_s']:.4f} s, WanTransformer3DModel {r['wan_forward_bf16_s']:.4f} s: "
-        f"{r['forward_bf16_vs_diffusers_speedup']:.2f}x"
-        if "train_step_bf16_s" in r
-        else ""
     )
+    if "train_step_bf16_s" in r:
+        text += (
+            f"\nbf16 autocast (native here; matmul peak {r['matmul_peak_bf16_gflops']:.0f} GFLOP/s): "
+            f"training step {r['train_step_bf16_s']:.3f} s ({r['train_bf16_speedup']:.2f}x fp32, "
+            f"{r['train_bf16_fraction_of_bf16_peak']:.0%} of the bf16 peak); forward, batch {r['batch']}: "
+            f"nanosora {r['forward_bf16_s']:.4f} s, WanTransformer3DModel {r['wan_forward_bf16_s']:.4f} s: "
+            f"{r['forward_bf16_vs_diffusers_speedup']:.2f}x"
+        )
+    return text
 
 
 def main() -> None:

@@ -124,14 +124,6 @@ def measure(model_dir: str | None = None, quick: bool = False, plot: str | None 
         "wan_pipeline_s": round(wan_s, 3),
         "faster_paths_s": {k: round(v, 3) for k, v in variants.items()},
         "vs_diffusers_speedup": round(wan_s / gen_s, 2),
-        **(
-            {
-                "wan_pipeline_bf16_s": round(wan_bf16_s, 3),
-                "vs_diffusers_speedup_bf16": round(wan_bf16_s / variants["bf16"], 2),
-            }
-            if bf16
-            else {}
-        ),
         **wan_info,
         "peak_rss_mb": round(by_duration[2]["rss_mb"], 1),
         "by_duration": {
@@ -143,6 +135,9 @@ def measure(model_dir: str | None = None, quick: bool = False, plot: str | None 
             for p, r in by_side.items()
         },
     }
+    if bf16:
+        result["wan_pipeline_bf16_s"] = round(wan_bf16_s, 3)
+        result["vs_diffusers_speedup_bf16"] = round(wan_bf16_s / variants["bf16"], 2)
     if plot:
         _plot(result, plot)
     return result
@@ -178,16 +173,13 @@ def report(r: dict) -> str:
         f"real-time factor {r['realtime_factor']:.3f} (target <= 0.5)",
         f"WanPipeline, matched sizes: {r['wan_pipeline_s']:.3f} s -> "
         f"nanosora {r['vs_diffusers_speedup']:.1f}x faster (target >= 3x)",
-        *(
-            [
-                f"bf16 (--bf16; WanPipeline under bf16 autocast): {r['faster_paths_s']['bf16']:.3f} s "
-                f"vs {r['wan_pipeline_bf16_s']:.3f} s -> {r['vs_diffusers_speedup_bf16']:.1f}x"
-            ]
-            if "wan_pipeline_bf16_s" in r
-            else []
-        ),
         f"peak RSS, default clip (load included): {r['peak_rss_mb']:.0f} MB (target <= 1024)",
     ]
+    if "wan_pipeline_bf16_s" in r:
+        lines.append(
+            f"bf16 (--bf16; WanPipeline under bf16 autocast): {r['faster_paths_s']['bf16']:.3f} s "
+            f"vs {r['wan_pipeline_bf16_s']:.3f} s -> {r['vs_diffusers_speedup_bf16']:.1f}x"
+        )
     base = r["default_clip_s"]
     lines += [f"  {k}: {v:.3f} s ({base / v:.2f}x)" for k, v in r["faster_paths_s"].items()]
     lines += [

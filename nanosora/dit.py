@@ -229,9 +229,8 @@ class DiT(nn.Module):
     ) -> TextContext:
         """The prompt's part of the computation, for text (B, L, text_dim) with a (B, L) mask;
         `keys_values`: every block's cross-attention keys and values too."""
-        text_mask = text_mask.bool()
         # an all-padding row would make attention undefined: let it attend to its first slot
-        text_mask = text_mask.clone()
+        text_mask = text_mask.bool().clone()
         text_mask[:, 0] |= ~text_mask.any(1)
         pooled = (text * text_mask[..., None]).sum(1) / text_mask.sum(1, keepdim=True).clamp_min(1)
         ctx = self.text_proj(text)  # (B, L, D)
