@@ -1,6 +1,6 @@
 """End-to-end generation: speed, memory and cost curves, side by side with diffusers.
 
-1. The default clip (17 frames at 64x64, 2 s, default settings: 20 Euler steps, guidance 4)
+1. The default clip (17 frames at 64x64, 2 s, default settings: 20 Euler steps, guidance 8)
    with the shipped model: generation wall time (median of 3, model load reported apart)
    and the real-time factor, generation time over clip duration. Target: <= 0.5.
 2. The same job through diffusers' WanPipeline built with a transformer matched to ours
@@ -25,6 +25,8 @@ from pathlib import Path
 
 import torch
 from common import in_child, params, peak_rss_mb, timed, wan_transformer_like, wan_vae_at_most
+
+from nanosora.config import DEFAULT_GUIDANCE, DEFAULT_STEPS
 
 PROMPT = "a red circle moves right"
 
@@ -87,7 +89,6 @@ def wan_pipeline_time(model, steps: int, guidance: float, bf16: bool = False) ->
 def measure(model_dir: str | None = None, quick: bool = False, plot: str | None = None) -> dict:
     from nanosora.dist import cpu_has_bf16
     from nanosora.model import load
-    from nanosora.pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS
 
     t = time.perf_counter()
     model = load(model_dir)
@@ -169,7 +170,8 @@ def _plot(r: dict, path: str) -> None:
 def report(r: dict) -> str:
     lines = [
         f"model load: {r['load_s']:.2f} s (apart)",
-        f"default clip (17x64x64, 20 steps, guidance 4): {r['default_clip_s']:.3f} s, "
+        f"default clip (17x64x64, {DEFAULT_STEPS} steps, guidance {DEFAULT_GUIDANCE:g}): "
+        f"{r['default_clip_s']:.3f} s, "
         f"real-time factor {r['realtime_factor']:.3f} (target <= 0.5)",
         f"WanPipeline, matched sizes: {r['wan_pipeline_s']:.3f} s -> "
         f"nanosora {r['vs_diffusers_speedup']:.1f}x faster (target >= 3x)",

@@ -12,7 +12,7 @@ import re
 import sys
 from pathlib import Path
 
-from nanosora.config import SAMPLERS
+from nanosora.config import DEFAULT_GUIDANCE, DEFAULT_STEPS, SAMPLERS
 
 EPILOG = """examples:
   nanosora generate "a red circle moves right" -o red.mp4
@@ -74,9 +74,14 @@ def add_generate(sub, side, fps, positive_int) -> None:
     )
     g.add_argument("--fps", type=fps, default=None, help="frames per second (default: the model's, 8)")
     g.add_argument("--seed", type=int, default=0, help="random seed: same seed, same video (default 0)")
-    g.add_argument("--steps", type=positive_int, default=20, help="sampling steps (default 20)")
     g.add_argument(
-        "--guidance", type=_number(float, 0, 30, "guidance"), default=4.0, help="text guidance (default 4)"
+        "--steps", type=positive_int, default=DEFAULT_STEPS, help=f"sampling steps (default {DEFAULT_STEPS})"
+    )
+    g.add_argument(
+        "--guidance",
+        type=_number(float, 0, 30, "guidance"),
+        default=DEFAULT_GUIDANCE,
+        help=f"text guidance (default {DEFAULT_GUIDANCE:g})",
     )
     g.add_argument(
         "--cond-guidance",

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nanosora.config import DEFAULT_GUIDANCE, DEFAULT_STEPS
 from nanosora.world import spec
 from nanosora.world.heldout import HELD_OUT
 from nanosora.world.language import COLOUR_WORDS, SHAPE_WORDS, SIZE_WORDS, motion_phrase, paraphrase
@@ -175,8 +176,8 @@ def run(
     model,
     suite_names: list[str] | None = None,
     n: int = 16,
-    steps: int = 20,
-    guidance: float = 4.0,
+    steps: int = DEFAULT_STEPS,
+    guidance: float = DEFAULT_GUIDANCE,
     out_dir: str | Path | None = None,
     progress: bool = True,
     sampler: str = "euler",
@@ -221,6 +222,8 @@ def run(
                 "size": f"{c.width}x{c.height}",
                 "seed": c.seed,
                 "passed": verdict.passed,
+                # which of the scorer's checks failed, so a low pass rate can be read
+                "failed": [f"{ch.check}: {ch.detail}" for ch in checks if not ch.passed],
                 "caption": v.metadata["caption"],
             }
         )

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from nanosora import __version__, modeldir, pipeline
-from nanosora.config import SAMPLERS
+from nanosora.config import DEFAULT_GUIDANCE, DEFAULT_STEPS, SAMPLERS
 from nanosora.timeline import Timeline
 from nanosora.vae import check_size
 from nanosora.video import Video
@@ -119,8 +119,8 @@ class Model:
         seconds: float | None = None,
         frames: int | None = None,
         fps: int | None = None,
-        steps: int = pipeline.DEFAULT_STEPS,
-        guidance: float = pipeline.DEFAULT_GUIDANCE,
+        steps: int = DEFAULT_STEPS,
+        guidance: float = DEFAULT_GUIDANCE,
         seed: int = 0,
         negative_prompt: str = "",
         image=None,

@@ -14,11 +14,9 @@ import numpy as np
 import torch
 
 from nanosora import flow, timeline
+from nanosora.config import DEFAULT_GUIDANCE, DEFAULT_STEPS
 from nanosora.timeline import Timeline
 from nanosora.vae import frames_to_tensor, tensor_to_frames
-
-DEFAULT_STEPS = 20
-DEFAULT_GUIDANCE = 4.0
 
 
 def expand_prompt(

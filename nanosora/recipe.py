@@ -31,7 +31,7 @@ class Recipe:
     cache_clips: int = 8000
     cache_shard: int = 1000
     dit_preset: str = "default"
-    dit_steps: int = 7000
+    dit_steps: int = 10000
     dit_batch: int = 32
     dit_lr: float = 5e-4
     # bf16 autocast for the transformer where the CPU multiplies bf16 natively (AVX512-BF16 or

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from nanosora import data, modeldir, train
+from nanosora import data, dist, modeldir, train
 from nanosora.config import VAEConfig, to_dict
 from nanosora.metrics import ssim
 from nanosora.vae import VideoVAE
@@ -64,8 +64,13 @@ def train_vae(
     loss_cfg: VAELoss = VAELoss(),
     progress: bool = True,
     stop_after: int | None = None,
+    cpu_bf16: bool = False,
 ) -> VideoVAE:
+    """cpu_bf16: the network under bf16 autocast (convolutions in bf16, the loss in fp32) on
+    a CPU with native bf16; the project's default is fp32 on CPU."""
     out = Path(out)
+    if cpu_bf16:
+        dist.check_cpu_bf16()
     source = source or data.FlatlandSource()
     torch.manual_seed(tcfg.seed)
     vae = VideoVAE(cfg)
@@ -74,7 +79,9 @@ def train_vae(
     def loss_fn(step: int, micro: int):
         _, samples = data.batch(source, buckets, tcfg.batch, tcfg.seed, step * tcfg.accum + micro)
         x = data.to_batch(samples)
-        y, mean, logvar = vae(x, generator=train.step_generator(tcfg.seed, step * tcfg.accum + micro))
+        with dist.autocast(torch.device("cpu"), cpu_bf16):
+            y, mean, logvar = vae(x, generator=train.step_generator(tcfg.seed, step * tcfg.accum + micro))
+        y, mean, logvar = y.float(), mean.float(), logvar.float()
         l1 = ((y - x).abs() * pixel_weights(x, loss_cfg)).mean()
         s = ssim(y, x)
         kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).mean()
@@ -87,7 +94,8 @@ def train_vae(
         vae.train()
         final = dataclasses.replace(cfg, shift=shift, scale=scale)
         modeldir.save_weights(out / "vae.safetensors", vae)
-        modeldir.update_config(out, vae=to_dict(final), vae_train={"step": step, **dataclasses.asdict(tcfg)})
+        run = {"step": step, **dataclasses.asdict(tcfg), "cpu_bf16": cpu_bf16}
+        modeldir.update_config(out, vae=to_dict(final), vae_train=run)
 
     train.run(
         out, vae, opt, tcfg, loss_fn, on_checkpoint=on_checkpoint, progress=progress, stop_after=stop_after

@@ -15,6 +15,7 @@ from nanosora.dit import (
     DiT,
     DiTConfig,
     apply_rope,
+    attention,
     count_params,
     rope_angles,
     rope_rotation,
@@ -289,6 +290,23 @@ def test_cpu_bf16_runs_the_transformer_in_bf16_and_returns_fp32():
         for b in (False, True)
     ]
     assert losses[0] != losses[1] and abs(losses[1] / losses[0] - 1) < 0.05
+
+
+def test_attention_under_cpu_bf16_matches_the_fused_kernel_and_honours_the_mask():
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 10, 16, generator=g) for _ in range(3))
+    mask = torch.ones(2, 1, 1, 10, dtype=torch.bool)
+    mask[0, ..., 6:] = False
+    ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    with torch.autocast("cpu", torch.bfloat16):
+        out = attention(q, k, v, mask)
+        v2 = v.clone()
+        v2[0, :, 6:] += 100.0  # keys the mask hides must not matter
+        hidden = attention(q, k, v2, mask)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), ref, atol=0.05, rtol=0.05)
+    torch.testing.assert_close(hidden, out)
+    torch.testing.assert_close(attention(q, k, v, mask), ref)  # outside autocast: the fused kernel
 
 
 def test_bf16_is_refused_on_a_cpu_without_it(monkeypatch, tmp_path):

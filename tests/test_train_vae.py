@@ -135,3 +135,26 @@ def test_bad_captions_file_names_the_line(tmp_path):
     (tmp_path / "captions.jsonl").write_text('{"file": "a.mp4", "caption": "x"}\n[1, 2]\n')
     with pytest.raises(ValueError, match=r"captions.jsonl:2"):
         data.FolderSource(tmp_path)
+
+
+def test_bf16_training_runs_under_autocast_and_is_recorded(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)  # autocast runs anywhere
+    runs = {}
+    for b in (False, True):
+        train_vae(
+            tmp_path / str(b), VAE_PRESETS["tiny"], tcfg(steps=2), buckets=SMALL, progress=False, cpu_bf16=b
+        )
+        runs[b] = [r["loss"] for r in train.TrainLog(tmp_path / str(b), 10**9).rows()]
+        assert modeldir.read_config(tmp_path / str(b))["vae_train"]["cpu_bf16"] is b
+    assert runs[False] != runs[True]  # bf16 did run
+    assert all(abs(x / y - 1) < 0.05 for x, y in zip(runs[True], runs[False], strict=True))
+
+
+def test_bf16_is_refused_on_a_cpu_without_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    with pytest.raises(ValueError, match="no native bf16"):
+        train_vae(
+            tmp_path / "r", VAE_PRESETS["tiny"], tcfg(steps=2), buckets=SMALL, progress=False, cpu_bf16=True
+        )
+    assert not (tmp_path / "r").exists()  # refused before anything was written
