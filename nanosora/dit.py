@@ -109,7 +109,7 @@ def attention(q, k, v, mask=None):
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
     weights = scores.float().softmax(-1)
-    return torch.matmul(weights.to(torch.bfloat16), v)
+    return torch.matmul(weights.to(torch.get_autocast_dtype("cpu")), v)
 
 
 def modulate(x, shift, scale):
@@ -127,7 +127,7 @@ class SelfAttention(nn.Module):
 
     def forward(self, x, rotation):  # (B, N, D)
         q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.heads)
-        # norms in fp32 (a no-op without autocast; under bf16 autocast the fused kernel wants it)
+        # norms in fp32 (a no-op without autocast; under bf16 autocast they keep their precision)
         q, k = apply_rope(self.q_norm(q.float()), rotation), apply_rope(self.k_norm(k.float()), rotation)
         o = attention(q, k, v)
         return self.out(rearrange(o, "b h n d -> b n (h d)"))

@@ -31,7 +31,7 @@ class DiTTrainConfig:
     text_dropout: float = 0.1  # for classifier-free guidance
     ema: float = 0.999
     flow: flow.FlowConfig = flow.FlowConfig()
-    # bf16 autocast on a CPU with native bf16 (1.4x a training step here); the default keeps
+    # bf16 autocast on a CPU with native bf16 (2.2-2.4x a training step here); the default keeps
     # the project's fp32 on CPU. CUDA always uses bf16 autocast.
     cpu_bf16: bool = False
 
