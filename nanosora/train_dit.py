@@ -137,7 +137,7 @@ def train_dit(
     wrapped = dist.wrap(model, fsdp)
     if compile:
         wrapped = torch.compile(wrapped)
-    opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay, betas=(0.9, 0.99))
+    opt = train.adamw(model.parameters(), tcfg)
     null = source.null_text
 
     def loss_fn(step: int, micro: int):

@@ -74,7 +74,7 @@ def train_vae(
     source = source or data.FlatlandSource()
     torch.manual_seed(tcfg.seed)
     vae = VideoVAE(cfg)
-    opt = torch.optim.AdamW(vae.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay, betas=(0.9, 0.99))
+    opt = train.adamw(vae.parameters(), tcfg)
 
     def loss_fn(step: int, micro: int):
         _, samples = data.batch(source, buckets, tcfg.batch, tcfg.seed, step * tcfg.accum + micro)

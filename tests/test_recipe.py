@@ -1,0 +1,40 @@
+"""`nanosora train --preset P`: the whole recipe runs end to end and resumes stage by stage."""
+
+import json
+
+from nanosora import dist, modeldir, recipe
+from nanosora.model import load
+from nanosora.world.heldout import exclusions
+
+
+def test_tiny_recipe_makes_a_model_and_a_rerun_changes_nothing(tmp_path, monkeypatch):
+    sources = []
+    real_build = recipe.cache.build
+
+    def spy(out, vae, source, **kw):
+        sources.append(source)
+        return real_build(out, vae, source, **kw)
+
+    monkeypatch.setattr(recipe.cache, "build", spy)
+    model_dir = recipe.run("tiny", tmp_path, progress=False, log=lambda *_: None)
+    assert model_dir == tmp_path / "model"
+    # the cache, and so the transformer, never sees the benchmark's held-out combinations
+    assert exclusions() and sources[0].exclude == exclusions()
+    cfg = json.loads((model_dir / "config.json").read_text())
+    r = recipe.RECIPES["tiny"]
+    assert cfg["dit_train"]["step"] == r.dit_steps
+    assert cfg["recipe"]["dit_steps"] == r.dit_steps
+    # the autoencoder stage runs in bf16 exactly where the CPU has it natively
+    vae_cfg = modeldir.read_config(tmp_path / "vae")
+    assert vae_cfg["vae_train"]["cpu_bf16"] == (r.vae_cpu_bf16 and dist.cpu_has_bf16())
+    # the model directory is complete: it loads and generates
+    video = load(model_dir).generate("a red circle", frames=1, steps=2, seed=0)
+    assert len(video.frames) == 1
+
+    # every stage is finished, so rerunning the command trains nothing more
+    names = ("dit.safetensors", "vae.safetensors")
+    weights = {n: (model_dir / n).read_bytes() for n in names}
+    log_lines = (model_dir / "log.jsonl").read_text().count("\n")
+    recipe.run("tiny", tmp_path, progress=False, log=lambda *_: None)
+    assert {n: (model_dir / n).read_bytes() for n in names} == weights
+    assert (model_dir / "log.jsonl").read_text().count("\n") == log_lines
