@@ -28,13 +28,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None)
     ap.add_argument("--json")
+    ap.add_argument("--bf16", action="store_true", help="the bf16 path (generate --bf16), calibrated in bf16")
     args = ap.parse_args()
 
     from nanosora import plan
     from nanosora.model import load
 
-    model = load(args.model)
-    cpu = plan.calibrate_cpu(model)
+    model = load(args.model, bf16=args.bf16)
+    cpu = plan.calibrate_cpu(model, bf16=args.bf16)
     base = plan.Job(dit=model.dit.cfg, vae=model.vae.cfg, window=model.window)
     rows = []
     for secs, w, h in JOBS:
@@ -68,6 +69,7 @@ def main() -> None:
         Path(args.json).write_text(
             json.dumps(
                 {
+                    "device": cpu.name,
                     "peak_gflops": cpu.peak_flops / 1e9,
                     "efficiency": cpu.efficiency,
                     "call_overhead_s": cpu.call_overhead_s,

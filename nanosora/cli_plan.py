@@ -44,6 +44,12 @@ def add_plan(sub, positive_int) -> None:
     p.add_argument(
         "--model", default=None, help="calibrate the CPU with this model (default: the shipped one)"
     )
+    p.add_argument(
+        "--bf16",
+        action="store_true",
+        help="on this CPU, under bf16 autocast as generate --bf16 runs: peak and calibration in bf16 "
+        "(needs a CPU with native bf16)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_plan)
 
@@ -65,7 +71,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.device == "cpu":
         from nanosora.model import load
 
-        device = plan.calibrate_cpu(load(args.model))
+        device = plan.calibrate_cpu(load(args.model, bf16=args.bf16), bf16=args.bf16)
+    elif args.bf16:
+        raise ValueError("--bf16 is for planning on this CPU; the GPU profiles are bf16 already")
     else:
         device = plan.DEVICES[args.device]
     if args.efficiency is not None:

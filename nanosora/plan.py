@@ -162,19 +162,21 @@ def training_flops(dit: DiTConfig, tokens: int, batch: int, steps: int, text_tok
     return 3.0 * dit_forward_flops(dit, tokens, text_tokens, batch) * steps
 
 
-def calibrate_cpu(model=None, repeats: int = 3) -> Device:
-    """This machine: its fp32 matmul peak, measured now, and, with a model, two generations
+def calibrate_cpu(model=None, repeats: int = 3, bf16: bool = False) -> Device:
+    """This machine: its matmul peak, measured now, and, with a model, two generations
     timed now (the default clip and a 128x128 one) that fix the two unknowns of the time
     model: the sustained fraction of peak, and the fixed cost per transformer call that
-    dominates small jobs."""
+    dominates small jobs. `bf16`: the peak in bf16, for a model loaded with bf16=True (the
+    transformer under bf16 autocast); fp32 otherwise."""
     import statistics
     import time
 
     import torch
 
+    dtype = torch.bfloat16 if bf16 else torch.float32
     best = 0.0
     for n in (512, 1024, 2048):
-        a, b = torch.randn(n, n), torch.randn(n, n)
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
         a @ b
         t = time.perf_counter()
         for _ in range(3):
@@ -199,6 +201,6 @@ def calibrate_cpu(model=None, repeats: int = 3) -> Device:
         eff = rate / best
     threads = torch.get_num_threads()
     return Device(
-        f"this CPU ({threads} threads, fp32)", best, eff, 24, CPU_WATTS,
+        f"this CPU ({threads} threads, {'bf16' if bf16 else 'fp32'})", best, eff, 24, CPU_WATTS,
         source="peak, efficiency and per-call cost measured now; power assumed", call_overhead_s=overhead,
     )  # fmt: skip

@@ -53,3 +53,11 @@ def test_plan_command_for_gpus(capsys):
     assert cli.main(["plan", "--train", "--preset", "base", "--device", "h200", "--steps", "1000"]) == 0
     assert "training" in capsys.readouterr().out
     assert cli.main(["plan", "--width", "30"]) == 2
+
+
+def test_bf16_planning_is_for_this_cpu_and_calibrates_in_bf16():
+    # the GPU profiles are bf16 already: asking for --bf16 there is an error, not a silent no-op
+    assert cli.main(["plan", "--device", "h100", "--bf16"]) == 2
+    cpu = plan.calibrate_cpu(None, bf16=True)
+    assert "bf16" in cpu.name and cpu.peak_flops > 0
+    assert "fp32" in plan.calibrate_cpu(None).name
