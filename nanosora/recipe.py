@@ -39,8 +39,8 @@ class Recipe:
     dit_batch: int = 32
     dit_lr: float = 5e-4
     # bf16 autocast for the transformer where the CPU multiplies bf16 natively (AVX512-BF16 or
-    # AMX: 2.2-2.4x a training step on the reference machine, which is what fits its 10,000
-    # steps in 2 hours there); fp32 on any other CPU
+    # AMX: 2.2-2.4x a training step on the reference machine, which with the autoencoder's
+    # bf16 is what fits 13,000 steps in 2 hours there); fp32 on any other CPU
     dit_cpu_bf16: bool = True
     seed: int = 0
 
