@@ -235,6 +235,12 @@ def add_eval(sub) -> None:
         action="store_true",
         help="score the renderer's ground truth instead of a model (the ceiling each suite allows)",
     )
+    e.add_argument(
+        "--through-vae",
+        action="store_true",
+        help="with --reference: pass each ground-truth clip through the model's autoencoder first "
+        "(the ceiling its latents allow)",
+    )
     e.set_defaults(func=cmd_eval_world)
     esub = e.add_subparsers(dest="eval_command", metavar="WHAT")
     v = esub.add_parser(
@@ -256,11 +262,20 @@ def cmd_eval_world(args: argparse.Namespace) -> int:
 
     if args.n < 1 or args.steps < 1 or args.guidance < 0:
         raise ValueError("--n and --steps must be 1 or more and --guidance 0 or more")
-    model = (
-        evaluate.WorldReference()
-        if args.reference
-        else load_model(args.model, int8=args.int8, compile=args.compile, bf16=args.bf16)
-    )
+    if args.through_vae and not args.reference:
+        raise ValueError(
+            "--through-vae goes with --reference (it scores ground truth through the autoencoder)"
+        )
+    if args.reference:
+        vae = None
+        if args.through_vae:
+            from nanosora import modeldir
+            from nanosora.model import default_model_path
+
+            vae = modeldir.load_vae(args.model or default_model_path())
+        model = evaluate.WorldReference(vae)
+    else:
+        model = load_model(args.model, int8=args.int8, compile=args.compile, bf16=args.bf16)
     results = evaluate.run(
         model,
         args.suite,

@@ -156,9 +156,14 @@ def _renderable(c: Case, tries: int = 20) -> Case | None:
 
 class WorldReference:
     """The renderer as a "model": the ground-truth clip of each prompt. Scoring it gives the
-    ceiling a suite allows (the scorer has its own misses, under occlusion for example)."""
+    ceiling a suite allows (the scorer has its own misses, under occlusion for example).
+    With `vae`, each clip goes through that autoencoder (encode, decode) first: the ceiling
+    a model on its latents can reach, whatever its transformer learns."""
 
     fps = 8
+
+    def __init__(self, vae=None):
+        self.vae = vae
 
     def generate(self, prompt, *, width, height, frames, seed, **_):
         from nanosora.video import Video
@@ -169,6 +174,13 @@ class WorldReference:
         secs = (frames - 1) / self.fps
         scene = scene_from_prompt(prompt, np.random.default_rng(seed), aspect=width / height, seconds=secs)
         clip = render(scene, width, height, self.fps, secs)
+        if self.vae is not None:
+            import torch
+
+            from nanosora.vae import frames_to_tensor, tensor_to_frames
+
+            with torch.inference_mode():
+                clip = tensor_to_frames(self.vae.decode(self.vae.encode(frames_to_tensor(clip)))[0])
         return Video(clip, self.fps, {"caption": detailed_caption(scene, secs)})
 
 

@@ -51,3 +51,16 @@ def test_identity_scores_infinite_psnr():
     r = evaluate(Identity(), n=1, real=False)
     assert r["flatland"]["psnr"] == float("inf") and r["flatland"]["ssim"] == pytest.approx(1.0)
     assert "flatland" in table(r)
+
+
+def test_reference_through_the_autoencoder_is_its_ceiling(vae_dir, capsys):
+    base = ["eval", "--reference", "--suite", "single", "--n", "2", "--json"]
+    assert cli.main(base) == 0
+    truth = json.loads(capsys.readouterr().out)["single"]
+    assert truth["rate"] == 1.0  # the renderer's own clips pass
+    # an autoencoder trained for one step cannot carry a scene: its ceiling is far lower
+    assert cli.main([*base, "--through-vae", "--model", str(vae_dir)]) == 0
+    through = json.loads(capsys.readouterr().out)["single"]
+    assert through["total"] == 2 and through["check_rate"] < truth["check_rate"]
+    # the option only means something for ground truth
+    assert cli.main(["eval", "--through-vae", "--model", str(vae_dir)]) == 2
