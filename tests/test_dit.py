@@ -307,6 +307,13 @@ def test_attention_under_cpu_bf16_matches_the_fused_kernel_and_honours_the_mask(
     torch.testing.assert_close(out.float(), ref, atol=0.05, rtol=0.05)
     torch.testing.assert_close(hidden, out)
     torch.testing.assert_close(attention(q, k, v, mask), ref)  # outside autocast: the fused kernel
+    # sampling (no gradients) under bf16 takes the fused kernel, faster there; same answer
+    with torch.no_grad(), torch.autocast("cpu", torch.bfloat16):
+        fused = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        sampled = attention(q, k, v, mask)
+        assert torch.equal(sampled, fused) and not torch.equal(sampled, out)
+        torch.testing.assert_close(attention(q, k, v2, mask), sampled)
+    torch.testing.assert_close(sampled.float(), ref, atol=0.05, rtol=0.05)
 
 
 def test_bf16_is_refused_on_a_cpu_without_it(monkeypatch, tmp_path):
