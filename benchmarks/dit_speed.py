@@ -26,19 +26,11 @@ from common import timed, wan_transformer_like
 from torch.utils.flop_counter import FlopCounterMode
 
 
-def matmul_peak(dtype=torch.float32) -> float:
-    best = 0.0
-    for n in (512, 1024, 2048):
-        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-        t = timed(lambda a=a, b=b: a @ b, repeats=5)
-        best = max(best, 2 * n**3 / t)
-    return best
-
-
 def measure(preset: str = "default", batch: int = 32) -> dict:
     from nanosora import train
     from nanosora.dist import cpu_has_bf16
     from nanosora.dit import DIT_PRESETS, DiT
+    from nanosora.plan import matmul_peak
 
     torch.manual_seed(0)
     cfg = DIT_PRESETS[preset]
@@ -61,7 +53,7 @@ def measure(preset: str = "default", batch: int = 32) -> dict:
         model(x, t, text, mask).pow(2).mean().backward()
     opt.zero_grad(set_to_none=True)
     flops = fc.get_total_flops()
-    peak = matmul_peak()
+    peak = matmul_peak(repeats=5)
     t_step = timed(step, repeats=5)
     achieved = flops / t_step
     # the same step compiled (train dit --compile); compile time apart, in the warm-up runs
@@ -69,7 +61,7 @@ def measure(preset: str = "default", batch: int = 32) -> dict:
     t_step_compiled = timed(lambda: step(net=compiled), repeats=5, warmup=3)
     bf16 = cpu_has_bf16()
     if bf16:  # the same step under bf16 autocast (train dit --bf16), against the bf16 peak
-        peak_bf16 = matmul_peak(torch.bfloat16)
+        peak_bf16 = matmul_peak(bf16=True, repeats=5)
         t_step_bf16 = timed(lambda: step(True), repeats=5)
 
     # forward, side by side with Wan at matched size: at the training batch, and at batch 2,

@@ -267,13 +267,11 @@ def cmd_eval_world(args: argparse.Namespace) -> int:
             "--through-vae goes with --reference (it scores ground truth through the autoencoder)"
         )
     if args.reference:
-        vae = None
-        if args.through_vae:
-            from nanosora import modeldir
-            from nanosora.model import default_model_path
+        from nanosora import modeldir
+        from nanosora.model import default_model_path
 
-            vae = modeldir.load_vae(args.model or default_model_path())
-        model = evaluate.WorldReference(vae)
+        through = modeldir.load_vae(args.model or default_model_path()) if args.through_vae else None
+        model = evaluate.WorldReference(through)
     else:
         model = load_model(args.model, int8=args.int8, compile=args.compile, bf16=args.bf16)
     results = evaluate.run(

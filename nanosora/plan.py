@@ -162,6 +162,28 @@ def training_flops(dit: DiTConfig, tokens: int, batch: int, steps: int, text_tok
     return 3.0 * dit_forward_flops(dit, tokens, text_tokens, batch) * steps
 
 
+def matmul_peak(bf16: bool = False, repeats: int = 3) -> float:
+    """This machine's dense matrix-multiply FLOP/s, measured now: the best of square fp32 (or
+    bf16) products of 512-2048, each the median of `repeats` after a warm-up run."""
+    import statistics
+    import time
+
+    import torch
+
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    best = 0.0
+    for n in (512, 1024, 2048):
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        a @ b
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            a @ b
+            times.append(time.perf_counter() - t)
+        best = max(best, 2 * n**3 / statistics.median(times))
+    return best
+
+
 def calibrate_cpu(model=None, repeats: int = 3, bf16: bool = False) -> Device:
     """This machine: its matmul peak, measured now, and, with a model, two generations
     timed now (the default clip and a 128x128 one) that fix the two unknowns of the time
@@ -173,15 +195,7 @@ def calibrate_cpu(model=None, repeats: int = 3, bf16: bool = False) -> Device:
 
     import torch
 
-    dtype = torch.bfloat16 if bf16 else torch.float32
-    best = 0.0
-    for n in (512, 1024, 2048):
-        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-        a @ b
-        t = time.perf_counter()
-        for _ in range(3):
-            a @ b
-        best = max(best, 3 * 2 * n**3 / (time.perf_counter() - t))
+    best = matmul_peak(bf16)
     eff, overhead = 0.35, 0.0
     if model is not None:
         points = []
