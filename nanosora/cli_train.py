@@ -100,7 +100,12 @@ def add_train(sub, positive_int) -> None:
         "--ckpt-every", type=positive_int, default=250, help="steps between checkpoints (default 250)"
     )
     d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    d.add_argument("--compile", action="store_true", help="compile the model with torch.compile")
+    d.add_argument(
+        "--compile",
+        action="store_true",
+        help="compile the model with torch.compile: faster steps (1.14x under --bf16 here) after "
+        "a minute or two of compiling",
+    )
     d.add_argument(
         "--bf16",
         action="store_true",

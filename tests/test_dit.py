@@ -21,7 +21,7 @@ from nanosora.dit import (
     rope_rotation,
     rope_split,
 )
-from nanosora.train_dit import MASK_MODES, DiTTrainConfig, dit_loss, frame_mask, train_dit
+from nanosora.train_dit import MASK_MODES, DiTTrainConfig, dit_loss, frame_mask, pad_width, train_dit
 from tests.helpers import FakeCache
 
 
@@ -325,3 +325,33 @@ def test_bf16_is_refused_on_a_cpu_without_it(monkeypatch, tmp_path):
     with pytest.raises(ValueError, match="no native bf16"):
         train_dit(tmp_path / "r", DIT_PRESETS["tiny"], cfg, FakeCache(), DiTTrainConfig(cpu_bf16=True))
     assert not (tmp_path / "r").exists()  # refused before anything was written
+
+
+def test_pad_width_rounds_text_up_and_masks_the_padding():
+    text, mask = torch.randn(2, 6, 384), torch.ones(2, 6, dtype=torch.bool)
+    padded, pmask = pad_width(text, mask, 4)
+    assert padded.shape == (2, 8, 384) and pmask.shape == (2, 8)
+    assert torch.equal(padded[:, :6], text) and not padded[:, 6:].any()
+    assert pmask[:, :6].all() and not pmask[:, 6:].any()
+    same, smask = pad_width(text[:, :4], mask[:, :4], 4)  # already a multiple: untouched
+    assert same.shape[1] == 4 and smask.shape[1] == 4
+    m = _random_tiny()
+    x, t = torch.randn(2, 4, 3, 4, 4), torch.rand(2)
+    with torch.inference_mode():  # the padding changes nothing the model computes
+        torch.testing.assert_close(m(x, t, padded, pmask), m(x, t, text, mask))
+
+
+def test_compiled_training_follows_eager_training(tmp_path):
+    """train dit --compile: the same losses and weights as eager training, up to rounding."""
+    cache = FakeCache()
+    cfg = train.TrainConfig(steps=3, batch=2, lr=1e-3, warmup=1, ckpt_every=3, log_every=1)
+    a = train_dit(tmp_path / "eager", DIT_PRESETS["tiny"], cfg, cache, progress=False)
+    b = train_dit(tmp_path / "compiled", DIT_PRESETS["tiny"], cfg, cache, progress=False, compile=True)
+    losses = [
+        [json.loads(r)["loss"] for r in (tmp_path / d / "log.jsonl").read_text().splitlines()]
+        for d in ("eager", "compiled")
+    ]
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-3)
+    for (k, v), (_, w) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        torch.testing.assert_close(w, v, rtol=1e-3, atol=1e-4, msg=k)
+    assert (tmp_path / "compiled" / "dit.safetensors").exists()
