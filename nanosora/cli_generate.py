@@ -95,7 +95,8 @@ def add_generate(sub, side, fps, positive_int) -> None:
         choices=SAMPLERS,
         default="euler",
         help="ODE sampler: euler (default), heun (2 calls a step), ab2 (2nd order, 1 call a step; "
-        "overshoots at high guidance: use it with --guidance 4 or less)",
+        "it overshoots with guidance: for few steps the default model does better with euler "
+        "and --guidance 4)",
     )
     g.add_argument("--no-expand", action="store_true", help="use the prompt as it is, without expansion")
     g.add_argument(

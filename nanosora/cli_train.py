@@ -95,7 +95,7 @@ def add_train(sub, positive_int) -> None:
     d.add_argument(
         "--accum", type=positive_int, default=1, help="gradient accumulation micro-batches (default 1)"
     )
-    d.add_argument("--lr", type=_positive_float, default=5e-4, help="peak learning rate (default 5e-4)")
+    d.add_argument("--lr", type=_positive_float, default=1e-3, help="peak learning rate (default 1e-3)")
     d.add_argument(
         "--ckpt-every", type=positive_int, default=250, help="steps between checkpoints (default 250)"
     )
