@@ -52,6 +52,23 @@ def check_cpu_bf16() -> None:
         )
 
 
+def cpu_can_compile() -> bool:
+    """Whether torch.compile can build CPU kernels here: its inductor backend writes C++ and
+    needs a compiler ($CXX, or c++ / g++ / clang++ on the PATH)."""
+    import shutil
+
+    names = [os.environ.get("CXX", ""), "c++", "g++", "clang++"]
+    return any(n and shutil.which(n) for n in names)
+
+
+def check_compile(dev: torch.device) -> None:
+    if dev.type == "cpu" and not cpu_can_compile():
+        raise ValueError(
+            "--compile needs a C++ compiler for CPU kernels (set $CXX, or install g++ or "
+            "clang++); without --compile the same training runs uncompiled"
+        )
+
+
 def autocast(dev: torch.device, cpu_bf16: bool = False):
     """bf16 autocast where the device supports it; fp32 on CPU (the project's default: exact,
     and the only fast choice on most CPUs) unless `cpu_bf16` asks for bf16 there."""

@@ -144,6 +144,8 @@ def train_dit(
     out = Path(out)
     if dcfg.cpu_bf16 and dist.device().type == "cpu":
         dist.check_cpu_bf16()
+    if compile:
+        dist.check_compile(dist.device())
     rank, world = dist.setup()
     torch.manual_seed(tcfg.seed)
     model = DiT(cfg).to(dist.device())

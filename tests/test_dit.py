@@ -355,3 +355,18 @@ def test_compiled_training_follows_eager_training(tmp_path):
     for (k, v), (_, w) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         torch.testing.assert_close(w, v, rtol=1e-3, atol=1e-4, msg=k)
     assert (tmp_path / "compiled" / "dit.safetensors").exists()
+
+
+def test_compile_without_a_cpp_compiler_is_refused_clearly(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # nothing to run here
+    monkeypatch.delenv("CXX", raising=False)
+    assert not dist.cpu_can_compile()
+    cfg = train.TrainConfig(steps=1, batch=2, lr=1e-3, warmup=1)
+    with pytest.raises(ValueError, match="C\\+\\+ compiler"):
+        train_dit(tmp_path / "run", DIT_PRESETS["tiny"], cfg, FakeCache(), progress=False, compile=True)
+    assert not (tmp_path / "run" / "checkpoints").exists()  # refused before anything was written
+    cxx = tmp_path / "mycxx"
+    cxx.write_text("#!/bin/sh\n")
+    cxx.chmod(0o755)
+    monkeypatch.setenv("CXX", "mycxx")
+    assert dist.cpu_can_compile()
