@@ -4,22 +4,15 @@ match ours, and a fresh process per memory measurement."""
 from __future__ import annotations
 
 import json
-import statistics
 import subprocess
 import sys
-import time
+
+from nanosora.plan import median_time
 
 
 def timed(fn, repeats: int = 5, warmup: int = 2) -> float:
     """Median wall time of fn() over `repeats` runs after `warmup` runs."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    return median_time(fn, repeats, warmup)
 
 
 def params(m) -> int:

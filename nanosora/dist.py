@@ -8,6 +8,7 @@ here with 2 processes), nccl on CUDA.
 from __future__ import annotations
 
 import os
+import shutil
 
 import torch
 import torch.distributed as tdist
@@ -52,17 +53,17 @@ def check_cpu_bf16() -> None:
         )
 
 
-def cpu_can_compile() -> bool:
-    """Whether torch.compile can build CPU kernels here: its inductor backend writes C++ and
-    needs a compiler ($CXX, or c++ / g++ / clang++ on the PATH)."""
-    import shutil
-
+def can_compile(dev: torch.device) -> bool:
+    """Whether torch.compile can build kernels for `dev`. On CPU its inductor backend writes
+    C++ and needs a compiler ($CXX, or c++ / g++ / clang++ on the PATH)."""
+    if dev.type != "cpu":
+        return True
     names = [os.environ.get("CXX", ""), "c++", "g++", "clang++"]
     return any(n and shutil.which(n) for n in names)
 
 
 def check_compile(dev: torch.device) -> None:
-    if dev.type == "cpu" and not cpu_can_compile():
+    if not can_compile(dev):
         raise ValueError(
             "--compile needs a C++ compiler for CPU kernels (set $CXX, or install g++ or "
             "clang++); without --compile the same training runs uncompiled"

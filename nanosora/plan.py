@@ -162,25 +162,32 @@ def training_flops(dit: DiTConfig, tokens: int, batch: int, steps: int, text_tok
     return 3.0 * dit_forward_flops(dit, tokens, text_tokens, batch) * steps
 
 
-def matmul_peak(bf16: bool = False, repeats: int = 3) -> float:
-    """This machine's dense matrix-multiply FLOP/s, measured now: the best of square fp32 (or
-    bf16) products of 512-2048, each the median of `repeats` after a warm-up run."""
+def median_time(fn, repeats: int, warmup: int = 1) -> float:
+    """Median wall time of fn() over `repeats` calls, after `warmup` untimed calls (the
+    planner's calibration and the benchmarks time everything this one way)."""
     import statistics
     import time
 
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def matmul_peak(bf16: bool = False, repeats: int = 3) -> float:
+    """This machine's dense matrix-multiply FLOP/s, measured now: the best of square fp32 (or
+    bf16) products of 512-2048, each the median of `repeats` after a warm-up run."""
     import torch
 
     dtype = torch.bfloat16 if bf16 else torch.float32
     best = 0.0
     for n in (512, 1024, 2048):
         a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-        a @ b
-        times = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            a @ b
-            times.append(time.perf_counter() - t)
-        best = max(best, 2 * n**3 / statistics.median(times))
+        best = max(best, 2 * n**3 / median_time(lambda a=a, b=b: a @ b, repeats))
     return best
 
 
@@ -190,9 +197,6 @@ def calibrate_cpu(model=None, repeats: int = 3, bf16: bool = False) -> Device:
     model: the sustained fraction of peak, and the fixed cost per transformer call that
     dominates small jobs. `bf16`: the peak in bf16, for a model loaded with bf16=True (the
     transformer under bf16 autocast); fp32 otherwise."""
-    import statistics
-    import time
-
     import torch
 
     best = matmul_peak(bf16)
@@ -201,14 +205,13 @@ def calibrate_cpu(model=None, repeats: int = 3, bf16: bool = False) -> Device:
         points = []
         for side in (64, 128):
             job = Job(dit=model.dit.cfg, vae=model.vae.cfg, window=model.window, width=side, height=side)
-            model.generate("a red circle moves right", seconds=2, width=side, height=side, seed=0)
-            times = []
-            for _ in range(repeats):
-                t = time.perf_counter()
-                model.generate("a red circle moves right", seconds=2, width=side, height=side, seed=0)
-                times.append(time.perf_counter() - t)
+
+            def gen(s=side):
+                model.generate("a red circle moves right", seconds=2, width=s, height=s, seed=0)
+
+            t = median_time(gen, repeats)
             f = generation_flops(job)
-            points.append((f["total"], f["calls"], statistics.median(times)))
+            points.append((f["total"], f["calls"], t))
         (f1, c1, t1), (f2, c2, t2) = points
         rate = (f2 - f1) / max(1e-9, t2 - t1)  # FLOP/s sustained at scale (same number of calls)
         overhead = max(0.0, (t1 - f1 / rate) / c1)

@@ -125,7 +125,7 @@ def run(name: str, out: str | Path, progress: bool = True, log=print) -> Path:
         "window": cache.WINDOW,
         "recipe": to_dict(r),
     }
-    compile_dit = r.dit_compile and (dist.device().type != "cpu" or dist.cpu_can_compile())
+    compile_dit = r.dit_compile and dist.can_compile(dist.device())
     if r.dit_compile and not compile_dit:
         log("no C++ compiler found: the transformer trains uncompiled (about 1.14x slower)")
     train_dit(

@@ -360,7 +360,7 @@ def test_compiled_training_follows_eager_training(tmp_path):
 def test_compile_without_a_cpp_compiler_is_refused_clearly(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # nothing to run here
     monkeypatch.delenv("CXX", raising=False)
-    assert not dist.cpu_can_compile()
+    assert not dist.can_compile(torch.device("cpu"))
     cfg = train.TrainConfig(steps=1, batch=2, lr=1e-3, warmup=1)
     with pytest.raises(ValueError, match="C\\+\\+ compiler"):
         train_dit(tmp_path / "run", DIT_PRESETS["tiny"], cfg, FakeCache(), progress=False, compile=True)
@@ -369,4 +369,4 @@ def test_compile_without_a_cpp_compiler_is_refused_clearly(tmp_path, monkeypatch
     cxx.write_text("#!/bin/sh\n")
     cxx.chmod(0o755)
     monkeypatch.setenv("CXX", "mycxx")
-    assert dist.cpu_can_compile()
+    assert dist.can_compile(torch.device("cpu"))
