@@ -15,6 +15,25 @@ def timed(fn, repeats: int = 5, warmup: int = 2) -> float:
     return median_time(fn, repeats, warmup)
 
 
+def interleaved(jobs: dict, repeats: int = 7, warmup: int = 2) -> dict:
+    """Median wall time of each job, timed in turns (A, B, C, A, B, C, ...) after `warmup`
+    untimed runs of each: a slow spell of this shared machine then falls on every job alike
+    instead of on whichever ran during it, so their ratios hold from run to run."""
+    import statistics
+    import time
+
+    for fn in jobs.values():
+        for _ in range(warmup):
+            fn()
+    times: dict = {name: [] for name in jobs}
+    for _ in range(repeats):
+        for name, fn in jobs.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
 def params(m) -> int:
     return sum(p.numel() for p in m.parameters())
 
@@ -62,6 +81,16 @@ def in_child(script: str, *args: str) -> dict:
 
 
 def peak_rss_mb() -> float:
+    """This process's peak resident memory since it started its program. On Linux that is
+    VmHWM: ru_maxrss survives exec, so a child started from a large parent would report the
+    parent's size (it did: 1,176 MB where the child itself peaked at 530 MB)."""
     import resource
 
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

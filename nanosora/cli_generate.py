@@ -12,7 +12,7 @@ import re
 import sys
 from pathlib import Path
 
-from nanosora.config import DEFAULT_GUIDANCE, DEFAULT_STEPS, SAMPLERS
+from nanosora.config import DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_UNTIL, DEFAULT_STEPS, SAMPLERS
 
 EPILOG = """examples:
   nanosora generate "a red circle moves right" -o red.mp4
@@ -35,7 +35,7 @@ Outputs: .mp4, .gif, .png (contact sheet), or a folder ending in / (PNG frames).
 # Keys a batch line may hold, and the option each mirrors.
 JOB_KEYS = {
     "name", "prompt", "width", "height", "seconds", "fps", "seed", "steps", "guidance",
-    "negative_prompt", "image", "image_frame", "extend", "backward", "loop", "connect",
+    "guidance_until", "negative_prompt", "image", "image_frame", "extend", "backward", "loop", "connect",
     "edit", "strength", "shots", "cond_guidance", "sampler", "expand",
 }  # fmt: skip
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -82,6 +82,15 @@ def add_generate(sub, side, fps, positive_int) -> None:
         type=_number(float, 0, 30, "guidance"),
         default=DEFAULT_GUIDANCE,
         help=f"text guidance (default {DEFAULT_GUIDANCE:g})",
+    )
+    g.add_argument(
+        "--guidance-until",
+        type=_number(float, 0, 1, "guidance-until"),
+        default=DEFAULT_GUIDANCE_UNTIL,
+        metavar="T",
+        help="stop guiding once the sampling time (1 noise, 0 clean) falls to T; the last steps run "
+        f"the text pass alone, which scores better and costs less (default {DEFAULT_GUIDANCE_UNTIL:g}; "
+        "0: guide every step)",
     )
     g.add_argument(
         "--cond-guidance",
@@ -167,7 +176,8 @@ def job_kwargs(job: dict, base: Path = Path(".")) -> dict:
     if unknown:
         raise ValueError(f"unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(JOB_KEYS))}")
     kw = {k: job[k] for k in ("width", "height", "seconds", "fps", "seed", "steps", "guidance") if k in job}
-    kw.update({k: job[k] for k in ("negative_prompt", "image_frame", "cond_guidance", "sampler") if k in job})
+    more = ("negative_prompt", "image_frame", "cond_guidance", "guidance_until", "sampler")
+    kw.update({k: job[k] for k in more if k in job})
     kw["prompt"] = job.get("prompt") or ""
     kw["expand"] = bool(job.get("expand", True))
     kw["loop"] = bool(job.get("loop", False))
@@ -195,6 +205,7 @@ def _args_job(args: argparse.Namespace) -> dict:
         "seed": args.seed,
         "steps": args.steps,
         "guidance": args.guidance,
+        "guidance_until": args.guidance_until,
         "cond_guidance": args.cond_guidance,
         "negative_prompt": args.negative_prompt,
         "sampler": args.sampler,

@@ -35,6 +35,13 @@ def add_plan(sub, positive_int) -> None:
     p.add_argument("--fps", type=positive_int, default=8)
     p.add_argument("--steps", type=positive_int, default=None, help="sampling steps (20) or training steps")
     p.add_argument("--passes", type=positive_int, default=2, help="guidance passes per step (default 2)")
+    p.add_argument(
+        "--guidance-until",
+        type=float,
+        default=None,
+        metavar="T",
+        help="steps at sampling times t <= T run one pass, as generate does (default: generate's)",
+    )
     p.add_argument("--window", type=int, default=17, help="frames per window; 0 = the whole clip at once")
     p.add_argument("--device", choices=("cpu", "h100", "h200"), default="cpu")
     p.add_argument("--count", type=positive_int, default=1, help="number of devices")
@@ -86,6 +93,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     job = plan.Job(dit=dit, vae=VAE_PRESETS["default"], width=args.width, height=args.height,
                    seconds=args.seconds, fps=args.fps, steps=args.steps or 20, passes=args.passes,
                    window=args.window)  # fmt: skip
+    if args.guidance_until is not None:
+        if not 0 <= args.guidance_until <= 1:
+            raise ValueError(f"--guidance-until {args.guidance_until} is not valid: use a time in [0, 1]")
+        job = dataclasses.replace(job, guidance_until=args.guidance_until)
     params = count_params(dit)
     if args.train:
         n = plan.windows(dataclasses.replace(job, window=0))[0]
@@ -123,7 +134,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(f"  {out['tokens_per_clip']:,} tokens per clip, batch {args.batch}, {out['steps']:,} steps")
     else:
         w, t = out["windows"], out["tokens_per_window"]
-        print(f"  {w} window(s) of {t:,} tokens, {job.steps} steps x {job.passes} passes")
+        guided = plan.guided_steps(job, t)
+        print(f"  {w} window(s) of {t:,} tokens, {job.steps} steps, {guided} guided ({job.passes} passes)")
         print(f"  memory: about {out['memory_gb']:.2f} GB")
     print(f"  compute: {out['flops']:.3g} FLOPs")
     print(f"  device: {device.name}: peak {device.peak_flops / 1e12:.3g} TFLOP/s each, efficiency "

