@@ -131,7 +131,8 @@ def add_generate(sub, side, fps, positive_int) -> None:
         "--strength",
         type=_number(float, 0.01, 1.0, "strength"),
         default=None,
-        help="with --edit: how much may change, 0.01-1 (default 0.6)",
+        help="with --edit: how much may change, 0.01-1 (default 0.6); at or below --guidance-until "
+        "the edit runs unguided (set --guidance-until 0 to guide it)",
     )
     modes.add_argument("--shots", metavar="FILE", help='JSON list of shots [{"prompt": ..., "seconds": ...}]')
     modes.add_argument("--batch", metavar="FILE", help="JSONL, one job per line; needs --out-dir")

@@ -62,7 +62,7 @@ def add_plan(sub, positive_int) -> None:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from nanosora import plan
+    from nanosora import flow, plan
     from nanosora.config import VAE_PRESETS
     from nanosora.dit import DIT_PRESETS, count_params
 
@@ -94,8 +94,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
                    seconds=args.seconds, fps=args.fps, steps=args.steps or 20, passes=args.passes,
                    window=args.window)  # fmt: skip
     if args.guidance_until is not None:
-        if not 0 <= args.guidance_until <= 1:
-            raise ValueError(f"--guidance-until {args.guidance_until} is not valid: use a time in [0, 1]")
+        flow.check_until(args.guidance_until)
         job = dataclasses.replace(job, guidance_until=args.guidance_until)
     params = count_params(dit)
     if args.train:

@@ -269,13 +269,12 @@ def add_eval(sub) -> None:
 
 
 def cmd_eval_world(args: argparse.Namespace) -> int:
-    from nanosora import evaluate
+    from nanosora import evaluate, flow
     from nanosora.model import load as load_model
 
-    if args.n < 1 or args.steps < 1 or args.guidance < 0 or not 0 <= args.guidance_until <= 1:
-        raise ValueError(
-            "--n and --steps must be 1 or more, --guidance 0 or more and --guidance-until in [0, 1]"
-        )
+    if args.n < 1 or args.steps < 1 or args.guidance < 0:
+        raise ValueError("--n and --steps must be 1 or more and --guidance 0 or more")
+    flow.check_until(args.guidance_until)
     if args.through_vae and not args.reference:
         raise ValueError(
             "--through-vae goes with --reference (it scores ground truth through the autoencoder)"

@@ -98,6 +98,12 @@ def guidance_modes(guidance: float, cond_guidance: float = 1.0, has_cond: bool =
     return ("full", "cond") if cond_guidance == 1.0 else ("full", "cond", "none")
 
 
+def check_until(until: float) -> None:
+    """Refuse a guidance stop that is not a sampling time."""
+    if not 0 <= until <= 1:
+        raise ValueError(f"guidance-until {until} is not valid: use a time in [0, 1] (0: guide every step)")
+
+
 def is_guided(t: float, until: float) -> bool:
     """Whether the step at time t (1 noise, 0 data) is guided when guidance stops at `until`."""
     return t > until

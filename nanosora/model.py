@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nanosora import __version__, modeldir, pipeline
+from nanosora import __version__, flow, modeldir, pipeline
 from nanosora.config import DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_UNTIL, DEFAULT_STEPS, SAMPLERS
 from nanosora.timeline import Timeline
 from nanosora.vae import check_size
@@ -151,8 +151,8 @@ class Model:
 
         `seconds` (or `frames`) is the clip's length, or for extend and connect the length
         added. `guidance_until`: guidance stops once the sampling time (1 noise, 0 data) falls
-        to it; 0 guides every step. `callback(step, total, latents)` is called after every
-        sampling step.
+        to it (so an edit at a strength at or below it runs unguided); 0 guides every step.
+        `callback(step, total, latents)` is called after every sampling step.
         `watermark`: mark the frames invisibly (provenance.py); Video.save then seals the file."""
         fps = fps or self.fps
         mode = self._check(locals())
@@ -262,10 +262,7 @@ class Model:
         for key in ("guidance", "cond_guidance"):
             if a[key] < 0:
                 raise ValueError(f"{key} {a[key]} is not valid: use 0 or more")
-        if not 0 <= a["guidance_until"] <= 1:
-            raise ValueError(
-                f"guidance_until {a['guidance_until']} is not valid: use a time in [0, 1] (0: every step)"
-            )
+        flow.check_until(a["guidance_until"])
         if a["sampler"] not in SAMPLERS:
             raise ValueError(f"sampler {a['sampler']!r} is not known: use one of {', '.join(SAMPLERS)}")
         if a["seconds"] is not None and not 0 <= a["seconds"] <= MAX_SECONDS:

@@ -6,9 +6,9 @@ FLOPs are counted from the architecture (a multiply-add is 2 FLOPs), the way Flo
 counts them (tests/test_plan.py checks the two agree): per transformer block and token,
 self-attention projections 4d^2 and scores 2Nd (QK^T and AV), cross-attention projections
 2d^2 plus 2Ld, MLP 2rd^2; training is 3x the forward pass (backward costs twice the forward).
-Generation fills a timeline window by window (timeline.py), each window costing
-steps x one forward pass, run on the guidance passes as a batch while guidance lasts
-(flow.guided: the steps after `guidance_until` run one pass), plus the autoencoder. Time is FLOPs over the
+Generation fills a timeline window by window (timeline.py), each window costing steps x one
+forward pass, over the guidance passes as one batch while guidance lasts (flow.guided: the
+steps after `guidance_until` run one pass), plus the autoencoder. Time is FLOPs over the
 device's peak times the fraction of peak this workload sustains (its efficiency), plus a
 fixed cost per transformer call; on this CPU both are measured by calibration (two timed
 generations), on GPUs the efficiency is an assumption you can change and the per-call cost

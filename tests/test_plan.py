@@ -48,6 +48,14 @@ def test_unguided_late_steps_are_planned_as_one_pass():
     assert plan.guided_steps(plan.Job(seconds=2, guidance_until=0.0), tokens) == job.steps
     assert never["transformer"] == pytest.approx(single["transformer"])
     assert never["transformer"] < plan.generation_flops(job)["transformer"] < every["transformer"]
+    assert cli.main(["plan", "--device", "h100", "--guidance-until", "2"]) == 2
+
+
+def test_plan_command_counts_guided_steps(capsys):
+    assert cli.main(["plan", "--device", "h100", "--guidance-until", "0"]) == 0
+    assert "20 steps, 20 guided" in capsys.readouterr().out
+    assert cli.main(["plan", "--device", "h100"]) == 0
+    assert "20 steps, 16 guided" in capsys.readouterr().out
 
 
 def test_estimate_arithmetic():
