@@ -15,25 +15,6 @@ def timed(fn, repeats: int = 5, warmup: int = 2) -> float:
     return median_time(fn, repeats, warmup)
 
 
-def interleaved(jobs: dict, repeats: int = 7, warmup: int = 2) -> dict:
-    """Median wall time of each job, timed in turns (A, B, C, A, B, C, ...) after `warmup`
-    untimed runs of each: a slow spell of this shared machine then falls on every job alike
-    instead of on whichever ran during it, so their ratios hold from run to run."""
-    import statistics
-    import time
-
-    for fn in jobs.values():
-        for _ in range(warmup):
-            fn()
-    times: dict = {name: [] for name in jobs}
-    for _ in range(repeats):
-        for name, fn in jobs.items():
-            t = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t)
-    return {name: statistics.median(ts) for name, ts in times.items()}
-
-
 def params(m) -> int:
     return sum(p.numel() for p in m.parameters())
 

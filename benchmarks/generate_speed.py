@@ -25,12 +25,13 @@ import time
 from pathlib import Path
 
 import torch
-from common import in_child, interleaved, params, peak_rss_mb, wan_transformer_like, wan_vae_at_most
+from common import in_child, params, peak_rss_mb, wan_transformer_like, wan_vae_at_most
 
 from nanosora.config import DEFAULT_GUIDANCE, DEFAULT_STEPS
+from nanosora.plan import median_times
 
 PROMPT = "a red circle moves right"
-# medians of 7, timed in turns (common.interleaved): these jobs take a few tenths of a second,
+# medians of 7, timed in turns (plan.median_times): these jobs take a few tenths of a second,
 # and on this shared machine back-to-back series of them varied by tens of percent
 REPEATS = 7
 
@@ -122,7 +123,7 @@ def measure(model_dir: str | None = None, quick: bool = False, plot: str | None 
         jobs["wan_bf16"] = wan_pipeline(model, DEFAULT_STEPS, DEFAULT_GUIDANCE, bf16=True)[0]
     for name, kw, gen_kw in paths:
         jobs[name] = ours(load(model_dir, **kw) if kw else model, **gen_kw)
-    times = interleaved(jobs, REPEATS, warmup=2)
+    times = median_times(jobs, REPEATS, warmup=2)
     gen_s, wan_s = times["default"], times["wan"]
     variants = {name: times[name] for name, _, _ in paths}
     wan_bf16_s = times.get("wan_bf16")

@@ -27,6 +27,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from nanosora import data
+from nanosora.text import pad_tokens
 from nanosora.video import atomic_path
 
 # What the transformer trains on: mostly the default 64x64 clip, wide and tall frames,
@@ -157,8 +158,8 @@ class LatentCache:
             self.groups.append(
                 _Group(
                     torch.cat([p[0]["latents"] for p in parts]),
-                    torch.cat([_pad_to(p[0]["text"], width) for p in parts]),
-                    torch.cat([_pad_to(p[0]["text_mask"], width) for p in parts]),
+                    torch.cat([pad_tokens(p[0]["text"], width) for p in parts]),
+                    torch.cat([pad_tokens(p[0]["text_mask"], width) for p in parts]),
                     [c for p in parts for c in p[1]],
                 )
             )
@@ -182,13 +183,6 @@ class LatentCache:
             mask[:, :width],
             [g.captions[i] for i in idx.tolist()],
         )
-
-
-def _pad_to(t: torch.Tensor, width: int) -> torch.Tensor:
-    if t.shape[1] == width:
-        return t
-    pad = t.new_zeros(t.shape[0], width - t.shape[1], *t.shape[2:])
-    return torch.cat([t, pad], 1)
 
 
 class OnTheFly:

@@ -157,8 +157,13 @@ class Model:
         fps = fps or self.fps
         mode = self._check(locals())
         t0 = time.perf_counter()
-        run = dict(steps=steps, guidance=guidance, cond_guidance=cond_guidance, method=sampler)
-        run["guidance_until"] = guidance_until
+        run = dict(
+            steps=steps,
+            guidance=guidance,
+            guidance_until=guidance_until,
+            cond_guidance=cond_guidance,
+            method=sampler,
+        )
         null = self.encode_text([negative_prompt])
 
         def caption_of(p: str, secs: float, w: int, h: int) -> tuple[str, tuple]:

@@ -15,6 +15,7 @@ import torch
 
 from nanosora import flow, timeline
 from nanosora.config import DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_UNTIL, DEFAULT_STEPS
+from nanosora.text import pad_tokens
 from nanosora.timeline import Timeline
 from nanosora.vae import frames_to_tensor, tensor_to_frames
 
@@ -83,8 +84,8 @@ def sample_latents(
     modes = flow.guidance_modes(guidance, cond_guidance, has_cond)
     # every pass of a step in one batch: text padded to one length (padding is masked out)
     L = max(text.shape[1], null_text.shape[1])
-    txt = {"full": _pad_to(text, L), "null": _pad_to(null_text, L)}
-    msk = {"full": _pad_to(text_mask, L), "null": _pad_to(null_mask, L)}
+    txt = {"full": pad_tokens(text, L), "null": pad_tokens(null_text, L)}
+    msk = {"full": pad_tokens(text_mask, L), "null": pad_tokens(null_mask, L)}
     zeros = torch.zeros(b, shape[1])
     texts = torch.cat([txt["full" if m == "full" else "null"] for m in modes])
     masks = torch.cat([msk["full" if m == "full" else "null"] for m in modes])
@@ -93,14 +94,15 @@ def sample_latents(
 
     with torch.inference_mode():
         context = dit.text_context(texts, masks)  # once: the prompt is the same at every step
+    # a step runs every pass, or (after guidance stops) the "full" pass alone: its rows come first
+    contexts = {len(modes): context, 1: context.rows(b)}
 
     def model_fn(x, t, some):
-        # `some` is modes or a prefix of it (a step without guidance runs "full" alone)
         k = len(some)
-        ctx = context if k == len(modes) else context.rows(k * b)
-        c = conds[: k * b] if conds is not None else None
+        n = k * b
+        c = conds[:n] if conds is not None else None
         with torch.inference_mode():
-            v = dit(x.repeat(k, 1, 1, 1, 1), torch.full((k * b,), float(t)), ctx, None, c, fms[: k * b])
+            v = dit(x.repeat(k, 1, 1, 1, 1), torch.full((n,), float(t)), contexts[k], None, c, fms[:n])
         return list(v.chunk(k))
 
     velocity = flow.guided(model_fn, guidance, cond_guidance, has_cond, until=guidance_until)
@@ -109,14 +111,6 @@ def sample_latents(
         m = frame_mask[:, None, :, None, None].to(x.dtype)
         x = x * (1 - m) + cond * m
     return x
-
-
-def _pad_to(x: torch.Tensor, length: int) -> torch.Tensor:
-    """Pad dim 1 (tokens) with zeros (False for a mask) to `length`."""
-    pad = length - x.shape[1]
-    if pad == 0:
-        return x
-    return torch.cat([x, x.new_zeros(x.shape[0], pad, *x.shape[2:])], 1)
 
 
 def fill(

@@ -176,20 +176,29 @@ def training_flops(dit: DiTConfig, tokens: int, batch: int, steps: int, text_tok
     return 3.0 * dit_forward_flops(dit, tokens, text_tokens, batch) * steps
 
 
-def median_time(fn, repeats: int, warmup: int = 1) -> float:
-    """Median wall time of fn() over `repeats` calls, after `warmup` untimed calls (the
-    planner's calibration and the benchmarks time everything this one way)."""
+def median_times(jobs: dict, repeats: int, warmup: int = 1) -> dict:
+    """Median wall time of each job over `repeats` calls, after `warmup` untimed calls of each
+    (the planner's calibration and the benchmarks time everything this one way). Several jobs
+    are timed in turns (A, B, C, A, B, C, ...): a slow spell of a shared machine then falls on
+    every job alike instead of on whichever ran during it, so their ratios hold between runs."""
     import statistics
     import time
 
-    for _ in range(warmup):
-        fn()
-    times = []
+    for fn in jobs.values():
+        for _ in range(warmup):
+            fn()
+    times: dict = {name: [] for name in jobs}
     for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        for name, fn in jobs.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def median_time(fn, repeats: int, warmup: int = 1) -> float:
+    """Median wall time of fn() alone (median_times)."""
+    return median_times({"": fn}, repeats, warmup)[""]
 
 
 def matmul_peak(bf16: bool = False, repeats: int = 3) -> float:

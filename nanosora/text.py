@@ -99,6 +99,14 @@ class TextEncoder:
         return pad(self.encode_tokens(texts))
 
 
+def pad_tokens(x: torch.Tensor, length: int) -> torch.Tensor:
+    """x (B, L, ...) with dim 1 (tokens) padded with zeros (False for a mask) to `length`."""
+    extra = length - x.shape[1]
+    if extra == 0:
+        return x
+    return torch.cat([x, x.new_zeros(x.shape[0], extra, *x.shape[2:])], 1)
+
+
 def pad(embs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Stack unpadded (L_i, D) embeddings into (B, L, D) and a (B, L) mask."""
     n = max(e.shape[0] for e in embs)

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from nanosora import dist, flow, modeldir, train
 from nanosora.config import to_dict
 from nanosora.dit import DiT, DiTConfig
+from nanosora.text import pad_tokens
 
 # Frame-mask modes and how often each is drawn: none teaches text to video; first frame,
 # image to video; prefix, extension forward; suffix, backward; both ends, connecting two
@@ -72,10 +72,8 @@ TEXT_WIDTH_STEP = 64
 
 def pad_width(text: torch.Tensor, mask: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
     """text (B, L, D) and mask (B, L) zero-padded to the next multiple of `step` tokens."""
-    extra = -text.shape[1] % step
-    if not extra:
-        return text, mask
-    return F.pad(text, (0, 0, 0, extra)), F.pad(mask, (0, extra))
+    length = text.shape[1] + -text.shape[1] % step
+    return pad_tokens(text, length), pad_tokens(mask, length)
 
 
 class EMA(torch.nn.Module):

@@ -216,13 +216,20 @@ def test_ab2_is_second_order_for_one_call_a_step():
         flow.denoise(v, torch.zeros(2), schedule, "rk45")
 
 
-def test_guidance_combines_passes():
-    calls = []
+def fake_passes(calls: list):
+    """A model_fn whose passes are constants apart ("full" +3, "cond" +2, "none" +1), logging
+    which passes each call asked for."""
 
     def model_fn(x, t, modes):
         calls.append(modes)
         return [{"full": x + 3, "cond": x + 2, "none": x + 1}[m] for m in modes]
 
+    return model_fn
+
+
+def test_guidance_combines_passes():
+    calls = []
+    model_fn = fake_passes(calls)
     x = torch.zeros(1)
     assert flow.guided(model_fn, 1.0)(x, 0.5).item() == 3 and calls == [("full",)]
     assert flow.guided(model_fn, 2.0)(x, 0.5).item() == 1 + 2 * 2
@@ -233,11 +240,7 @@ def test_guidance_combines_passes():
 
 def test_guidance_stops_at_its_time():
     calls = []
-
-    def model_fn(x, t, modes):
-        calls.append(modes)
-        return [{"full": x + 3, "cond": x + 2, "none": x + 1}[m] for m in modes]
-
+    model_fn = fake_passes(calls)
     x = torch.zeros(1)
     v = flow.guided(model_fn, 2.0, until=0.5)
     assert v(x, 0.7).item() == 1 + 2 * 2 and calls[-1] == ("full", "none")
