@@ -36,7 +36,7 @@ def main() -> None:
 
     model = load(args.model, bf16=args.bf16)
     cpu = plan.calibrate_cpu(model, bf16=args.bf16)
-    base = plan.Job(dit=model.dit.cfg, vae=model.vae.cfg, window=model.window)
+    base = plan.model_job(model)
     rows = []
     for secs, w, h in JOBS:
         job = dataclasses.replace(base, seconds=secs, width=w, height=h)

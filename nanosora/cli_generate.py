@@ -36,7 +36,7 @@ Outputs: .mp4, .gif, .png (contact sheet), or a folder ending in / (PNG frames).
 JOB_KEYS = {
     "name", "prompt", "width", "height", "seconds", "fps", "seed", "steps", "guidance",
     "guidance_until", "negative_prompt", "image", "image_frame", "extend", "backward", "loop", "connect",
-    "edit", "strength", "shots", "cond_guidance", "sampler", "expand",
+    "edit", "strength", "shots", "cond_guidance", "sampler", "expand", "two_pass_guidance",
 }  # fmt: skip
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
@@ -91,6 +91,12 @@ def add_generate(sub, side, fps, positive_int) -> None:
         help="stop guiding once the sampling time (1 noise, 0 clean) falls to T; the last steps run "
         f"the text pass alone, which scores better and costs less (default {DEFAULT_GUIDANCE_UNTIL:g}; "
         "0: guide every step)",
+    )
+    g.add_argument(
+        "--two-pass-guidance",
+        action="store_true",
+        help="with a guidance-distilled model: classifier-free guidance's two "
+        "transformer passes per guided step instead of the distilled single pass",
     )
     g.add_argument(
         "--cond-guidance",
@@ -182,6 +188,7 @@ def job_kwargs(job: dict, base: Path = Path(".")) -> dict:
     kw["prompt"] = job.get("prompt") or ""
     kw["expand"] = bool(job.get("expand", True))
     kw["loop"] = bool(job.get("loop", False))
+    kw["one_pass_guidance"] = not job.get("two_pass_guidance", False)
     if job.get("extend") is not None:
         kw["extend"] = "backward" if job.get("backward") else "forward"
     if job.get("edit") is not None:
@@ -211,6 +218,7 @@ def _args_job(args: argparse.Namespace) -> dict:
         "negative_prompt": args.negative_prompt,
         "sampler": args.sampler,
         "expand": not args.no_expand,
+        "two_pass_guidance": args.two_pass_guidance,
         "image": args.image,
         "image_frame": args.image_frame,
         "extend": args.extend,

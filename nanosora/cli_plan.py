@@ -34,7 +34,13 @@ def add_plan(sub, positive_int) -> None:
     p.add_argument("--seconds", type=float, default=2.0)
     p.add_argument("--fps", type=positive_int, default=8)
     p.add_argument("--steps", type=positive_int, default=None, help="sampling steps (20) or training steps")
-    p.add_argument("--passes", type=positive_int, default=2, help="guidance passes per step (default 2)")
+    p.add_argument(
+        "--passes",
+        type=positive_int,
+        default=None,
+        help="transformer passes per guided step (default: on this CPU, the model's: 1 if it is "
+        "guidance-distilled, else 2; 2 on GPUs)",
+    )
     p.add_argument(
         "--guidance-until",
         type=float,
@@ -75,10 +81,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
     over = {k: getattr(args, k) for k in ("dim", "depth", "heads") if getattr(args, k)}
     dit = dataclasses.replace(DIT_PRESETS[args.preset], **over)
     dit.validate()
+    passes = args.passes or 2
     if args.device == "cpu":
+        from nanosora.config import DEFAULT_GUIDANCE
         from nanosora.model import load
 
-        device = plan.calibrate_cpu(load(args.model, bf16=args.bf16), bf16=args.bf16)
+        model = load(args.model, bf16=args.bf16)
+        passes = args.passes or model.guidance_passes(DEFAULT_GUIDANCE)
+        device = plan.calibrate_cpu(model, bf16=args.bf16)
     elif args.bf16:
         raise ValueError("--bf16 is for planning on this CPU; the GPU profiles are bf16 already")
     else:
@@ -91,7 +101,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         )
     device = device.scaled(args.count)
     job = plan.Job(dit=dit, vae=VAE_PRESETS["default"], width=args.width, height=args.height,
-                   seconds=args.seconds, fps=args.fps, steps=args.steps or 20, passes=args.passes,
+                   seconds=args.seconds, fps=args.fps, steps=args.steps or 20, passes=passes,
                    window=args.window)  # fmt: skip
     if args.guidance_until is not None:
         flow.check_until(args.guidance_until)

@@ -24,7 +24,7 @@ def add_train(sub, positive_int) -> None:
 
     t = sub.add_parser(
         "train",
-        help="train a whole model (--preset) or one network (vae, dit)",
+        help="train a whole model (--preset) or one network (vae, dit, distill)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
         "  nanosora train --preset default --out runs/default    (autoencoder, cache, transformer)\n"
@@ -120,6 +120,31 @@ def add_train(sub, positive_int) -> None:
     )
     d.set_defaults(func=cmd_train_dit)
 
+    g = tsub.add_parser(
+        "distill",
+        help="guidance distillation: a transformer that guides in one pass per step",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n"
+        "  nanosora train distill --teacher runs/dit --cache cache/flatland --out runs/distilled\n\n"
+        "The student gives classifier-free guidance's velocity at any scale from 1 to 13 in one\n"
+        "transformer pass instead of two. --out is a complete model directory at every checkpoint;\n"
+        "rerunning the same command resumes from its newest checkpoint.",
+    )
+    g.add_argument("--teacher", required=True, help="model directory of the trained transformer")
+    g.add_argument("--cache", required=True, help="the latent cache the teacher was trained on")
+    g.add_argument("--out", required=True, help="run folder: checkpoints, log, loss plot and the model files")
+    g.add_argument("--steps", type=positive_int, default=1500, help="optimizer steps (default 1500)")
+    g.add_argument("--batch", type=positive_int, default=32, help="clips per step (default 32)")
+    g.add_argument("--lr", type=_positive_float, default=3e-4, help="peak learning rate (default 3e-4)")
+    g.add_argument(
+        "--ckpt-every", type=positive_int, default=250, help="steps between checkpoints (default 250)"
+    )
+    g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    g.add_argument(
+        "--bf16", action="store_true", help="bf16 autocast on a CPU with native bf16 (see train dit)"
+    )
+    g.set_defaults(func=cmd_train_distill)
+
 
 def cmd_train_dit(args: argparse.Namespace) -> int:
     import shutil
@@ -170,6 +195,25 @@ def cmd_train_dit(args: argparse.Namespace) -> int:
     dcfg = DiTTrainConfig(cpu_bf16=args.bf16)
     train_dit(out, cfg, tcfg, source, dcfg, model_parts=parts, compile=args.compile, fsdp=args.fsdp)
     print(f"trained transformer in {args.out}")
+    return 0
+
+
+def cmd_train_distill(args: argparse.Namespace) -> int:
+    from nanosora import cache, modeldir, train
+    from nanosora.distill import DistillConfig, train_distill
+
+    modeldir.read_config(args.teacher)  # a missing or broken teacher, by name, before the cache
+    tcfg = train.TrainConfig(
+        steps=args.steps,
+        batch=args.batch,
+        lr=args.lr,
+        warmup=min(50, args.steps // 10 + 1),
+        ckpt_every=args.ckpt_every,
+        seed=args.seed,
+    )
+    source = cache.LatentCache(args.cache)
+    train_distill(args.out, args.teacher, tcfg, source, DistillConfig(cpu_bf16=args.bf16))
+    print(f"guidance-distilled model directory: {args.out}")
     return 0
 
 
@@ -243,6 +287,11 @@ def add_eval(sub) -> None:
     e.add_argument("--bf16", action="store_true", help="evaluate the transformer under CPU bf16 autocast")
     e.add_argument("--compile", action="store_true", help="evaluate with the transformer compiled")
     e.add_argument(
+        "--two-pass-guidance",
+        action="store_true",
+        help="with a guidance-distilled model: classifier-free guidance's two passes per step instead of one",
+    )
+    e.add_argument(
         "--reference",
         action="store_true",
         help="score the renderer's ground truth instead of a model (the ceiling each suite allows)",
@@ -296,6 +345,7 @@ def cmd_eval_world(args: argparse.Namespace) -> int:
         guidance_until=args.guidance_until,
         out_dir=args.out,
         sampler=args.sampler,
+        one_pass_guidance=not args.two_pass_guidance,
     )
     if args.json:
         print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "cases"} for k, v in results.items()}))

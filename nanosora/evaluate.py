@@ -194,8 +194,10 @@ def run(
     progress: bool = True,
     sampler: str = "euler",
     guidance_until: float = DEFAULT_GUIDANCE_UNTIL,
+    one_pass_guidance: bool = True,
 ) -> dict:
-    """Generate and score; returns {suite: {"passed", "total", "rate", "cases": [...]}}."""
+    """Generate and score; returns {suite: {"passed", "total", "rate", "cases": [...]}}.
+    `one_pass_guidance=False`: a guidance-distilled model guides in two passes instead."""
     from tqdm import tqdm
 
     from nanosora import video
@@ -222,6 +224,7 @@ def run(
             guidance_until=guidance_until,
             seed=c.seed,
             sampler=sampler,
+            one_pass_guidance=one_pass_guidance,
         )
         verdict = score(v.frames, v.fps, c.prompt)
         r = results[c.suite]

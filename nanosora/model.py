@@ -138,6 +138,7 @@ class Model:
         sampler: str = "euler",
         watermark: bool = True,
         callback: Callable[[int, int, torch.Tensor], None] | None = None,
+        one_pass_guidance: bool = True,
     ) -> Video:
         """Generate a video (a one-frame video is an image). The mode follows the arguments:
 
@@ -153,6 +154,8 @@ class Model:
         added. `guidance_until`: guidance stops once the sampling time (1 noise, 0 data) falls
         to it (so an edit at a strength at or below it runs unguided); 0 guides every step.
         `callback(step, total, latents)` is called after every sampling step.
+        `one_pass_guidance`: a guidance-distilled model (distill.py) guides in one transformer
+        pass per step; False runs classifier-free guidance's two passes with it instead.
         `watermark`: mark the frames invisibly (provenance.py); Video.save then seals the file."""
         fps = fps or self.fps
         mode = self._check(locals())
@@ -163,6 +166,7 @@ class Model:
             guidance_until=guidance_until,
             cond_guidance=cond_guidance,
             method=sampler,
+            one_pass_guidance=one_pass_guidance,
         )
         null = self.encode_text([negative_prompt])
 
@@ -245,6 +249,7 @@ class Model:
             "steps": steps,
             "guidance": guidance,
             "guidance_until": guidance_until,
+            "guidance_passes": self.guidance_passes(guidance, one_pass_guidance),
             "sampler": sampler,
             "seconds_to_generate": round(time.perf_counter() - t0, 3),
         }
@@ -259,6 +264,13 @@ class Model:
         if mode == "extend":
             meta["extend"] = extend
         return Video(out, fps, meta)
+
+    def guidance_passes(self, guidance: float, one_pass_guidance: bool = True) -> int:
+        """Transformer passes a guided text-to-video step makes: 1 for a guidance-distilled
+        model (or guidance 1), else 2."""
+        if guidance == 1.0 or (one_pass_guidance and flow.one_pass_serves(self.dit.cfg)):
+            return 1
+        return 2
 
     def _check(self, a: dict) -> str:
         """Every argument checked before any compute; returns the mode."""

@@ -162,10 +162,9 @@ def export(
     with tempfile.TemporaryDirectory(dir=dst.parent) as tmp:
         tmp = Path(tmp)
         cfg = read_config(src)
-        cfg = {k: v for k, v in cfg.items() if k not in ("dit_train", "vae_train")} | config
-        cfg["training"] = {
-            k: read_config(src)[k] for k in ("dit_train", "vae_train") if k in read_config(src)
-        }
+        runs = ("dit_train", "vae_train", "distill_train")
+        cfg = {k: v for k, v in cfg.items() if k not in runs} | config
+        cfg["training"] = {k: read_config(src)[k] for k in runs if k in read_config(src)}
         write_config(tmp, cfg)
         dtype = torch.float16 if half else None
         save_weights(tmp / "vae.safetensors", vae, dtype)

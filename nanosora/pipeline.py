@@ -68,12 +68,15 @@ def sample_latents(
     init: torch.Tensor | None = None,
     strength: float = 1.0,
     callback: Callable[[int, int, torch.Tensor], None] | None = None,
+    one_pass_guidance: bool = True,
 ) -> torch.Tensor:
     """Latents (B, C, T, h, w) for B = len(seeds) samples. text: (B, L, D) with mask;
     null_text: the empty (or negative) prompt, (B, L0, D). cond/frame_mask: given frames.
     init/strength: start from `init` noised to time `strength` instead of from pure noise
     (SDEdit, Meng et al. 2022): the lower the strength, the more of `init` survives.
-    guidance_until: steps at times t <= this run without guidance (flow.guided)."""
+    guidance_until: steps at times t <= this run without guidance (flow.guided).
+    one_pass_guidance: with a guidance-distilled transformer (distill.py), guide in one pass
+    per step (False: classifier-free guidance's passes, as for any other model)."""
     b = len(seeds)
     shift = shift_of(dit, shape) if shift is None else shift
     x = flow.get_noise(shape, seeds)
@@ -82,6 +85,9 @@ def sample_latents(
         x = (1 - schedule[0]) * init + schedule[0] * x
     has_cond = frame_mask is not None and bool(frame_mask.any())
     modes = flow.guidance_modes(guidance, cond_guidance, has_cond)
+    one_pass = one_pass_guidance and len(modes) > 1 and flow.one_pass_serves(dit.cfg, cond_guidance, has_cond)
+    if one_pass:
+        modes = modes[:1]
     # every pass of a step in one batch: text padded to one length (padding is masked out)
     L = max(text.shape[1], null_text.shape[1])
     txt = {"full": pad_tokens(text, L), "null": pad_tokens(null_text, L)}
@@ -97,15 +103,19 @@ def sample_latents(
     # a step runs every pass, or (after guidance stops) the "full" pass alone: its rows come first
     contexts = {len(modes): context, 1: context.rows(b)}
 
-    def model_fn(x, t, some):
+    def model_fn(x, t, some, scale=None):
         k = len(some)
         n = k * b
         c = conds[:n] if conds is not None else None
+        g = None if scale is None else torch.full((n,), float(scale))
         with torch.inference_mode():
-            v = dit(x.repeat(k, 1, 1, 1, 1), torch.full((n,), float(t)), contexts[k], None, c, fms[:n])
+            v = dit(x.repeat(k, 1, 1, 1, 1), torch.full((n,), float(t)), contexts[k], None, c, fms[:n], g)
         return list(v.chunk(k))
 
-    velocity = flow.guided(model_fn, guidance, cond_guidance, has_cond, until=guidance_until)
+    if one_pass:
+        velocity = flow.distilled(lambda x, t, g: model_fn(x, t, modes, g)[0], guidance, guidance_until)
+    else:
+        velocity = flow.guided(model_fn, guidance, cond_guidance, has_cond, until=guidance_until)
     x = flow.denoise(velocity, x, schedule, method, callback)
     if has_cond:  # given frames are given: keep them exactly
         m = frame_mask[:, None, :, None, None].to(x.dtype)
@@ -128,6 +138,7 @@ def fill(
     method: str = "euler",
     strength: float = 1.0,
     callback: Callable[[int, int, torch.Tensor], None] | None = None,
+    one_pass_guidance: bool = True,
 ) -> np.ndarray:
     """Generate every unknown frame of the timeline, window by window (see timeline.py), and
     return all its frames; known frames come back exactly as given. The callback sees steps
@@ -171,6 +182,7 @@ def fill(
             init=z if tl.init is not None else None,
             strength=strength,
             callback=report,
+            one_pass_guidance=one_pass_guidance,
         )
         with torch.inference_mode():
             frames = tensor_to_frames(vae.decode(lat)[0])

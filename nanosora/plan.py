@@ -21,7 +21,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from nanosora.config import DEFAULT_GUIDANCE_UNTIL, VAE_PRESETS, VAEConfig
+from nanosora.config import DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_UNTIL, VAE_PRESETS, VAEConfig
 from nanosora.dit import DIT_PRESETS, DiTConfig
 
 
@@ -65,6 +65,8 @@ def dit_forward_flops(cfg: DiTConfig, tokens: int, text_tokens: int = 48, batch:
     )
     io = n * 2 * d * ((2 * cfg.latent_channels + 1) * patch_vol + cfg.latent_channels * patch_vol)
     text = L * 2 * (cfg.text_dim * d + d * d) + 2 * (256 * d + d * d + cfg.text_dim * d + 2 * d * d)
+    if cfg.guidance_embed:  # the guidance scale's embedding, like the timestep's
+        text += 2 * (256 * d + d * d)
     return float(batch * (cfg.depth * per_block + io + text))
 
 
@@ -98,10 +100,17 @@ class Job:
     seconds: float = 2.0
     fps: int = 8
     steps: int = 20
-    passes: int = 2  # guidance: text and empty prompt (3 with image guidance, 1 without)
+    # guidance: text and empty prompt (3 with image guidance; 1 without, or guidance-distilled)
+    passes: int = 2
     guidance_until: float = DEFAULT_GUIDANCE_UNTIL  # steps at times t <= this run one pass
     window: int = 17  # frames per window; 0: the whole clip at once
     text_tokens: int = 48
+
+
+def model_job(model, **settings) -> Job:
+    """The Job of generating with a loaded model (nanosora.load) at its default settings."""
+    return Job(dit=model.dit.cfg, vae=model.vae.cfg, window=model.window,
+               passes=model.guidance_passes(DEFAULT_GUIDANCE), **settings)  # fmt: skip
 
 
 def windows(job: Job) -> list[int]:
@@ -227,7 +236,7 @@ def calibrate_cpu(model=None, repeats: int = 3, bf16: bool = False) -> Device:
     if model is not None:
         points = []
         for side in (64, 128):
-            job = Job(dit=model.dit.cfg, vae=model.vae.cfg, window=model.window, width=side, height=side)
+            job = model_job(model, width=side, height=side)
 
             def gen(s=side):
                 model.generate("a red circle moves right", seconds=2, width=s, height=s, seed=0)

@@ -12,6 +12,7 @@ import copy
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -93,8 +94,22 @@ class EMA(torch.nn.Module):
             s.lerp_(dist.full(p.detach()), 1 - self.decay)
 
 
-def dit_loss(model, latents, text, mask, null_text, step_seed: tuple[int, int, int], cfg: DiTTrainConfig):
-    """The flow-matching loss of one micro-batch; randomness from step_seed = (seed, step, k)."""
+class Batch(NamedTuple):
+    """One micro-batch made ready for the transformer (see noised_batch)."""
+
+    x_t: torch.Tensor  # noised latents
+    t: torch.Tensor  # their times
+    text: torch.Tensor  # prompts, some replaced by the empty prompt (text dropout)
+    mask: torch.Tensor
+    cond: torch.Tensor  # the clean latents: the given frames' conditioning
+    frame_mask: torch.Tensor  # (B, T) 1 where a frame is given
+    target: torch.Tensor  # the flow-matching velocity
+    rng: np.random.Generator  # this micro-batch's further draws
+
+
+def noised_batch(model, latents, text, mask, null_text, step_seed: tuple[int, int, int], cfg) -> Batch:
+    """Frame masks, text dropout, times and noise for one micro-batch, all drawn from
+    step_seed = (seed, step, k); moved to the model's device. `cfg` has text_dropout and flow."""
     seed, step, k = step_seed
     rng = np.random.default_rng([seed, step, k, 7])
     g = train.step_generator(seed, step, k)
@@ -105,8 +120,7 @@ def dit_loss(model, latents, text, mask, null_text, step_seed: tuple[int, int, i
         text, mask = text.clone(), mask.clone()
         n = null_text.shape[0]
         if text.shape[1] < n:
-            text = torch.cat([text, text.new_zeros(b, n - text.shape[1], text.shape[2])], 1)
-            mask = torch.cat([mask, mask.new_zeros(b, n - mask.shape[1])], 1)
+            text, mask = pad_tokens(text, n), pad_tokens(mask, n)
         text[drop] = 0
         mask[drop] = False
         text[drop, :n] = null_text
@@ -117,11 +131,21 @@ def dit_loss(model, latents, text, mask, null_text, step_seed: tuple[int, int, i
     noise = torch.randn(latents.shape, generator=g)
     x_t, target = flow.noisy(latents, noise, t)
     dev = next(model.parameters()).device
-    x_t, t, text, mask, latents, fm, target = (v.to(dev) for v in (x_t, t, text, mask, latents, fm, target))
-    with dist.autocast(dev, cfg.cpu_bf16):
-        pred = model(x_t, t, text, mask, cond=latents, frame_mask=fm)
-    weight = (1 - fm)[:, None, :, None, None]
-    return flow.velocity_loss(pred, target, weight)
+    moved = (v.to(dev) for v in (x_t, t, text, mask, latents, fm, target))
+    return Batch(*moved, rng)
+
+
+def dit_loss(model, latents, text, mask, null_text, step_seed: tuple[int, int, int], cfg: DiTTrainConfig):
+    """The flow-matching loss of one micro-batch; randomness from step_seed = (seed, step, k)."""
+    bt = noised_batch(model, latents, text, mask, null_text, step_seed, cfg)
+    with dist.autocast(bt.x_t.device, cfg.cpu_bf16):
+        pred = model(bt.x_t, bt.t, bt.text, bt.mask, cond=bt.cond, frame_mask=bt.frame_mask)
+    return flow.velocity_loss(pred, bt.target, given_weight(bt.frame_mask))
+
+
+def given_weight(frame_mask: torch.Tensor) -> torch.Tensor:
+    """The loss weight of each latent: given frames are not predicted, so they weigh nothing."""
+    return (1 - frame_mask)[:, None, :, None, None]
 
 
 def train_dit(

@@ -3,6 +3,7 @@ timeline, and the CLI reports time and energy from stated assumptions."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -14,15 +15,18 @@ from nanosora.dit import DIT_PRESETS, DiT
 
 
 @pytest.mark.parametrize(
-    "preset, grid", [("tiny", (5, 4, 4)), ("default", (5, 8, 8)), ("default", (1, 8, 16))]
-)
-def test_transformer_flops_match_torchs_counter(preset, grid):
-    cfg = DIT_PRESETS[preset]
+    "preset, grid, distilled",
+    [("tiny", (5, 4, 4), False), ("default", (5, 8, 8), False), ("default", (1, 8, 16), False),
+     ("tiny", (5, 4, 4), True)],
+)  # fmt: skip
+def test_transformer_flops_match_torchs_counter(preset, grid, distilled):
+    cfg = dataclasses.replace(DIT_PRESETS[preset], guidance_embed=distilled)
     m = DiT(cfg).eval()
     b, L = 2, 12
     x = torch.randn(b, cfg.latent_channels, *grid)
+    g = torch.full((b,), 5.0) if distilled else None
     with FlopCounterMode(display=False) as fc, torch.no_grad():
-        m(x, torch.rand(b), torch.randn(b, L, cfg.text_dim), torch.ones(b, L, dtype=torch.bool))
+        m(x, torch.rand(b), torch.randn(b, L, cfg.text_dim), torch.ones(b, L, dtype=torch.bool), guidance=g)
     n = grid[0] * grid[1] // 2 * grid[2] // 2
     # torch's counter leaves out CPU attention kernels; the planner counts them
     attention = b * cfg.depth * (4 * n * n * cfg.dim + 4 * n * L * cfg.dim)
