@@ -167,3 +167,16 @@ def test_cli_distill_refuses_a_missing_cache_or_teacher(distilled_dir, tmp_path,
     assert cli.main(argv) == 2
     assert "nobody" in capsys.readouterr().err
     assert not out.exists()  # nothing written
+
+
+def test_cli_generate_records_the_passes_and_can_ask_for_two(distilled_dir, tmp_path):
+    from nanosora import video
+
+    base = ["generate", "a red circle", "--model", str(distilled_dir), "--width", "32", "--height", "32"]
+    base += ["--steps", "2", "--seconds", "1"]
+    one, two = tmp_path / "one.mp4", tmp_path / "two.mp4"
+    assert cli.main([*base, "-o", str(one)]) == 0
+    assert cli.main([*base, "-o", str(two), "--two-pass-guidance"]) == 0
+    assert video.read_metadata(one)["guidance_passes"] == 1
+    assert video.read_metadata(two)["guidance_passes"] == 2
+    assert not np.array_equal(video.read(one).frames, video.read(two).frames)
