@@ -44,6 +44,7 @@ class DistillConfig:
 
 
 def draw_scales(b: int, rng: np.random.Generator, p_unguided: float, p_default: float = 0.0) -> torch.Tensor:
+    """b guidance scales: 1 with probability p_unguided, the default with p_default, else uniform."""
     g = 1.0 + GUIDANCE_RANGE * rng.random(b)
     u = rng.random(b)
     g[u < p_unguided] = 1.0
