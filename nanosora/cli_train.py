@@ -18,6 +18,33 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _schedule_options(p, positive_int, steps: int, batch: int, lr: float, per: str = "step") -> None:
+    """The options every training command shares: how long, how big, how fast, how often saved."""
+    p.add_argument("--steps", type=positive_int, default=steps, help=f"optimizer steps (default {steps})")
+    p.add_argument("--batch", type=positive_int, default=batch, help=f"clips per {per} (default {batch})")
+    shown = f"{lr:.0e}".replace("e-0", "e-")  # 1e-3, as written elsewhere
+    p.add_argument("--lr", type=_positive_float, default=lr, help=f"peak learning rate (default {shown})")
+    p.add_argument(
+        "--ckpt-every", type=positive_int, default=250, help="steps between checkpoints (default 250)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+
+def _train_config(args: argparse.Namespace, warmup: int, **more):
+    """Those options as a TrainConfig, warming up for `warmup` steps (a tenth of short runs)."""
+    from nanosora import train
+
+    return train.TrainConfig(
+        steps=args.steps,
+        batch=args.batch,
+        lr=args.lr,
+        warmup=min(warmup, args.steps // 10 + 1),
+        ckpt_every=args.ckpt_every,
+        seed=args.seed,
+        **more,
+    )
+
+
 def add_train(sub, positive_int) -> None:
     from nanosora.config import VAE_PRESETS
     from nanosora.recipe import RECIPES
@@ -51,13 +78,7 @@ def add_train(sub, positive_int) -> None:
         "--out", required=True, help="run folder: checkpoints, log, loss plot, and the model files"
     )
     v.add_argument("--data", default="flatland", help="'flatland' (default) or a folder of .mp4 files")
-    v.add_argument("--steps", type=positive_int, default=8000, help="optimizer steps (default 8000)")
-    v.add_argument("--batch", type=positive_int, default=8, help="clips per step (default 8)")
-    v.add_argument("--lr", type=_positive_float, default=1e-3, help="peak learning rate (default 1e-3)")
-    v.add_argument(
-        "--ckpt-every", type=positive_int, default=250, help="steps between checkpoints (default 250)"
-    )
-    v.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    _schedule_options(v, positive_int, steps=8000, batch=8, lr=1e-3)
     v.add_argument(
         "--bf16",
         action="store_true",
@@ -90,16 +111,10 @@ def add_train(sub, positive_int) -> None:
     )
     d.add_argument("--vae", required=True, help="model directory of the autoencoder the cache was built with")
     d.add_argument("--out", required=True, help="run folder: checkpoints, log, loss plot and the model files")
-    d.add_argument("--steps", type=positive_int, default=5000, help="optimizer steps (default 5000)")
-    d.add_argument("--batch", type=positive_int, default=32, help="clips per step and process (default 32)")
+    _schedule_options(d, positive_int, steps=5000, batch=32, lr=1e-3, per="step and process")
     d.add_argument(
         "--accum", type=positive_int, default=1, help="gradient accumulation micro-batches (default 1)"
     )
-    d.add_argument("--lr", type=_positive_float, default=1e-3, help="peak learning rate (default 1e-3)")
-    d.add_argument(
-        "--ckpt-every", type=positive_int, default=250, help="steps between checkpoints (default 250)"
-    )
-    d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     d.add_argument(
         "--compile",
         action="store_true",
@@ -133,13 +148,7 @@ def add_train(sub, positive_int) -> None:
     g.add_argument("--teacher", required=True, help="model directory of the trained transformer")
     g.add_argument("--cache", required=True, help="the latent cache the teacher was trained on")
     g.add_argument("--out", required=True, help="run folder: checkpoints, log, loss plot and the model files")
-    g.add_argument("--steps", type=positive_int, default=1500, help="optimizer steps (default 1500)")
-    g.add_argument("--batch", type=positive_int, default=32, help="clips per step (default 32)")
-    g.add_argument("--lr", type=_positive_float, default=3e-4, help="peak learning rate (default 3e-4)")
-    g.add_argument(
-        "--ckpt-every", type=positive_int, default=250, help="steps between checkpoints (default 250)"
-    )
-    g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    _schedule_options(g, positive_int, steps=1500, batch=32, lr=3e-4)
     g.add_argument(
         "--bf16", action="store_true", help="bf16 autocast on a CPU with native bf16 (see train dit)"
     )
@@ -150,7 +159,7 @@ def cmd_train_dit(args: argparse.Namespace) -> int:
     import shutil
     from pathlib import Path
 
-    from nanosora import cache, modeldir, train
+    from nanosora import cache, modeldir
     from nanosora.dit import DIT_PRESETS
     from nanosora.train_dit import DiTTrainConfig, train_dit
 
@@ -176,16 +185,7 @@ def cmd_train_dit(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if Path(args.vae).resolve() != out.resolve():
         shutil.copyfile(Path(args.vae) / "vae.safetensors", out / "vae.safetensors")
-    tcfg = train.TrainConfig(
-        steps=args.steps,
-        batch=args.batch,
-        accum=args.accum,
-        lr=args.lr,
-        warmup=min(250, args.steps // 10 + 1),
-        ckpt_every=args.ckpt_every,
-        seed=args.seed,
-        weight_decay=0.0,
-    )
+    tcfg = _train_config(args, warmup=250, accum=args.accum)
     parts = {
         "vae": vae_cfg["vae"],
         "text": {"encoder": source.text_encoder, "max_tokens": 128},
@@ -199,18 +199,11 @@ def cmd_train_dit(args: argparse.Namespace) -> int:
 
 
 def cmd_train_distill(args: argparse.Namespace) -> int:
-    from nanosora import cache, modeldir, train
+    from nanosora import cache, modeldir
     from nanosora.distill import DistillConfig, train_distill
 
     modeldir.read_config(args.teacher)  # a missing or broken teacher, by name, before the cache
-    tcfg = train.TrainConfig(
-        steps=args.steps,
-        batch=args.batch,
-        lr=args.lr,
-        warmup=min(50, args.steps // 10 + 1),
-        ckpt_every=args.ckpt_every,
-        seed=args.seed,
-    )
+    tcfg = _train_config(args, warmup=50)
     source = cache.LatentCache(args.cache)
     train_distill(args.out, args.teacher, tcfg, source, DistillConfig(cpu_bf16=args.bf16))
     print(f"guidance-distilled model directory: {args.out}")
@@ -230,19 +223,12 @@ def cmd_train_recipe(args: argparse.Namespace) -> int:
 
 
 def cmd_train_vae(args: argparse.Namespace) -> int:
-    from nanosora import data, train
+    from nanosora import data
     from nanosora.config import VAE_PRESETS
     from nanosora.train_vae import train_vae
 
     source = data.make_source(args.data)
-    tcfg = train.TrainConfig(
-        steps=args.steps,
-        batch=args.batch,
-        lr=args.lr,
-        warmup=min(100, args.steps // 10 + 1),
-        ckpt_every=args.ckpt_every,
-        seed=args.seed,
-    )
+    tcfg = _train_config(args, warmup=100)
     train_vae(args.out, VAE_PRESETS[args.preset], tcfg, source, cpu_bf16=args.bf16)
     print(f"trained autoencoder in {args.out} (config.json, vae.safetensors; log.jsonl, loss.png)")
     return 0

@@ -26,7 +26,7 @@ from nanosora import dist, flow, modeldir, train
 from nanosora.config import DEFAULT_GUIDANCE, to_dict
 from nanosora.dit import GUIDANCE_RANGE, DiT
 from nanosora.text import pad_tokens
-from nanosora.train_dit import EMA, given_weight, noised_batch
+from nanosora.train_dit import EMA, given_weight, noised_batch, run_with_ema
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,6 @@ def train_distill(
     teacher = teacher.to(dist.device())
     ema = EMA(student, dcfg.ema)
     wrapped = dist.wrap(student, False)
-    opt = train.adamw(student.parameters(), tcfg)
     out.mkdir(parents=True, exist_ok=True)
     if teacher_dir.resolve() != out.resolve():
         shutil.copyfile(teacher_dir / "vae.safetensors", out / "vae.safetensors")
@@ -137,33 +136,13 @@ def train_distill(
         )
         return loss, {}, len(latents) * world
 
-    def on_checkpoint(step: int) -> None:
-        if rank != 0:
-            return
-        modeldir.save_weights(out / "dit.safetensors", ema.shadow)
+    def config_parts(step: int) -> dict:
+        run = {"step": step, "teacher": str(teacher_dir), **dataclasses.asdict(tcfg)}
         parts = {k: v for k, v in config.items() if k != "format"}
-        parts["dit"] = to_dict(student.cfg)
-        parts["distill_train"] = {
-            "step": step,
-            "teacher": str(teacher_dir),
-            **dataclasses.asdict(tcfg),
-            "objective": dataclasses.asdict(dcfg),
+        return parts | {
+            "dit": to_dict(student.cfg),
+            "distill_train": {**run, "objective": dataclasses.asdict(dcfg)},
         }
-        modeldir.update_config(out, **parts)
 
-    try:
-        train.run(
-            out,
-            wrapped,
-            opt,
-            tcfg,
-            loss_fn,
-            extra_state={"ema": ema},
-            on_checkpoint=on_checkpoint,
-            progress=progress and rank == 0,
-            stop_after=stop_after,
-            rank=rank,
-        )
-    finally:
-        dist.teardown()
+    run_with_ema(out, student, wrapped, ema, tcfg, loss_fn, config_parts, rank, progress, stop_after)
     return student

@@ -148,6 +148,45 @@ def given_weight(frame_mask: torch.Tensor) -> torch.Tensor:
     return (1 - frame_mask)[:, None, :, None, None]
 
 
+def run_with_ema(
+    out: Path,
+    model: torch.nn.Module,
+    wrapped: torch.nn.Module,
+    ema: EMA,
+    tcfg: train.TrainConfig,
+    loss_fn,
+    config,
+    rank: int,
+    progress: bool,
+    stop_after: int | None,
+) -> None:
+    """The run every transformer training shares (train_dit, distill): AdamW and train.run,
+    with rank 0 writing the EMA weights as dit.safetensors and `config(step)`'s parts into
+    config.json at every checkpoint, so the run folder is a model directory throughout; the
+    process group is torn down however the run ends."""
+
+    def on_checkpoint(step: int) -> None:
+        if rank == 0:
+            modeldir.save_weights(out / "dit.safetensors", ema.shadow)
+            modeldir.update_config(out, **config(step))
+
+    try:
+        train.run(
+            out,
+            wrapped,
+            train.adamw(model.parameters(), tcfg),
+            tcfg,
+            loss_fn,
+            extra_state={"ema": ema},
+            on_checkpoint=on_checkpoint,
+            progress=progress and rank == 0,
+            stop_after=stop_after,
+            rank=rank,
+        )
+    finally:
+        dist.teardown()
+
+
 def train_dit(
     out: str | Path,
     cfg: DiTConfig,
@@ -180,7 +219,6 @@ def train_dit(
         # widths recompiled on nearly every step.
         torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 16)
         wrapped = torch.compile(wrapped, dynamic=False)
-    opt = train.adamw(model.parameters(), tcfg)
     null = source.null_text
 
     def loss_fn(step: int, micro: int):
@@ -191,30 +229,9 @@ def train_dit(
         loss = dit_loss(wrapped, latents, text, mask, null, (tcfg.seed, step, k), dcfg)
         return loss, {}, len(latents) * world
 
-    def on_checkpoint(step: int) -> None:
-        if rank != 0:
-            return
-        modeldir.save_weights(out / "dit.safetensors", ema.shadow)
-        modeldir.update_config(
-            out,
-            dit=to_dict(cfg),
-            dit_train={"step": step, **dataclasses.asdict(tcfg), "objective": dataclasses.asdict(dcfg)},
-            **(model_parts or {}),
-        )
+    def config(step: int) -> dict:
+        run = {"step": step, **dataclasses.asdict(tcfg), "objective": dataclasses.asdict(dcfg)}
+        return {"dit": to_dict(cfg), "dit_train": run, **(model_parts or {})}
 
-    try:
-        train.run(
-            out,
-            wrapped,
-            opt,
-            tcfg,
-            loss_fn,
-            extra_state={"ema": ema},
-            on_checkpoint=on_checkpoint,
-            progress=progress and rank == 0,
-            stop_after=stop_after,
-            rank=rank,
-        )
-    finally:
-        dist.teardown()
+    run_with_ema(out, model, wrapped, ema, tcfg, loss_fn, config, rank, progress, stop_after)
     return model

@@ -23,6 +23,16 @@ class FakeCache:
         return self.latents[idx], self.text[idx], self.mask[idx], [""] * batch_size
 
 
+def fill_zeros(module: torch.nn.Module, std: float) -> torch.nn.Module:
+    """Give the zero-initialised weights of an untrained model random values: otherwise its
+    output ignores the text and the noise (adaLN-zero, zero output layer)."""
+    with torch.no_grad():
+        for p in module.parameters():
+            if not p.abs().sum():
+                p.normal_(0, std)
+    return module
+
+
 def make_tiny_model(out, window: int = 9):
     """A tiny model directory with random weights (the zero-initialised ones too, so that
     samples vary): enough to run every generation mode quickly."""
@@ -32,11 +42,7 @@ def make_tiny_model(out, window: int = 9):
     from nanosora.vae import VideoVAE
 
     torch.manual_seed(0)
-    vae, dit = VideoVAE(VAE_PRESETS["tiny"]), DiT(DIT_PRESETS["tiny"])
-    with torch.no_grad():
-        for p in dit.parameters():
-            if not p.abs().sum():
-                p.normal_(0, 0.02)
+    vae, dit = VideoVAE(VAE_PRESETS["tiny"]), fill_zeros(DiT(DIT_PRESETS["tiny"]), 0.02)
     modeldir.save_weights(out / "vae.safetensors", vae)
     modeldir.save_weights(out / "dit.safetensors", dit)
     cfg = {"vae": to_dict(VAE_PRESETS["tiny"]), "dit": to_dict(DIT_PRESETS["tiny"])}

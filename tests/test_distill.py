@@ -13,17 +13,12 @@ from nanosora import cli, flow, modeldir, pipeline, train
 from nanosora.distill import DistillConfig, distill_loss, draw_scales, student_of, train_distill
 from nanosora.dit import DIT_PRESETS, DiT
 from nanosora.model import load
-from tests.helpers import FakeCache, make_tiny_model
+from tests.helpers import FakeCache, fill_zeros, make_tiny_model
 
 
 def tiny_teacher(seed=0):
     torch.manual_seed(seed)
-    dit = DiT(DIT_PRESETS["tiny"])
-    with torch.no_grad():
-        for p in dit.parameters():  # the zero-initialised layers too: an untrained DiT ignores text
-            if not p.abs().sum():
-                p.normal_(0, 0.05)
-    return dit.eval()
+    return fill_zeros(DiT(DIT_PRESETS["tiny"]), 0.05).eval()
 
 
 def inputs(b=2, seed=1):
