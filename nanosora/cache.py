@@ -42,6 +42,12 @@ DIT_BUCKETS = (
 WINDOW = max(b.frames for b in DIT_BUCKETS)
 
 
+def text_config(source) -> dict:
+    """The model directory's text section for a model trained on `source` (a LatentCache or
+    OnTheFly): the encoder and the way it was used, so generation encodes prompts the same way."""
+    return {"encoder": source.text_encoder, "max_tokens": 128, "sentence_tokens": source.sentence_tokens}
+
+
 def _rank_world() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
@@ -60,8 +66,10 @@ def build(
     seed: int = 0,
     buckets=DIT_BUCKETS,
     progress: bool = True,
+    sentence_tokens: bool = False,
 ) -> list[Path]:
-    """Encode n clips into ceil(n / shard_size) shards; returns the shards this rank wrote."""
+    """Encode n clips into ceil(n / shard_size) shards; returns the shards this rank wrote.
+    `sentence_tokens`: captions get a token per sentence too (text.TextEncoder)."""
     from tqdm import tqdm
 
     from nanosora.text import TextEncoder
@@ -69,7 +77,7 @@ def build(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rank, world = _rank_world()
-    enc = TextEncoder(text_encoder)
+    enc = TextEncoder(text_encoder, sentence_tokens=sentence_tokens)
     null = enc.encode_tokens([""])[0].half()
     mine = [i for i in range(math.ceil(n / shard_size)) if i % world == rank]
     todo = [i for i in mine if not shard_path(out, i).exists()]
@@ -103,6 +111,7 @@ def build(
             "captions": json.dumps(captions),
             "bucket": json.dumps(bucket.__dict__),
             "text_encoder": enc.name,
+            "sentence_tokens": json.dumps(sentence_tokens),
         }
         with atomic_path(shard_path(out, i)) as tmp:
             save_file(tensors, str(tmp), metadata=meta)
@@ -140,6 +149,7 @@ class LatentCache:
         groups: dict[tuple, list] = {}
         self.null_text = None
         self.text_encoder = "minilm"
+        self.sentence_tokens = False
         for f in files:
             try:
                 with safe_open(str(f), "pt") as st:
@@ -151,6 +161,7 @@ class LatentCache:
             if self.null_text is None:
                 self.null_text = t["null_text"].float()
                 self.text_encoder = meta.get("text_encoder", "minilm")
+                self.sentence_tokens = bool(json.loads(meta.get("sentence_tokens", "false")))
             groups.setdefault(tuple(t["latents"].shape[1:]), []).append((t, captions))
         self.groups = []
         for parts in groups.values():
@@ -190,11 +201,19 @@ class OnTheFly:
     by the autoencoder and the text encoder as it is needed. Slower per step (the encoders
     run every time) but needs no disk; for small runs and for data that changes."""
 
-    def __init__(self, vae, source, buckets=DIT_BUCKETS, text_encoder: str | None = "minilm"):
+    def __init__(
+        self,
+        vae,
+        source,
+        buckets=DIT_BUCKETS,
+        text_encoder: str | None = "minilm",
+        sentence_tokens: bool = False,
+    ):
         from nanosora.text import TextEncoder
 
         self.vae, self.source, self.buckets = vae.eval(), source, buckets
-        self.enc = TextEncoder(text_encoder)
+        self.enc = TextEncoder(text_encoder, sentence_tokens=sentence_tokens)
+        self.sentence_tokens = sentence_tokens
         self.text_encoder = self.enc.name
         self.null_text = self.enc.encode_tokens([""])[0]
         self.latent_channels = vae.cfg.latent_channels

@@ -188,7 +188,7 @@ def cmd_train_dit(args: argparse.Namespace) -> int:
     tcfg = _train_config(args, warmup=250, accum=args.accum)
     parts = {
         "vae": vae_cfg["vae"],
-        "text": {"encoder": source.text_encoder, "max_tokens": 128},
+        "text": cache.text_config(source),
         "fps": 8,
         "window": cache.WINDOW,
     }
@@ -264,6 +264,12 @@ def add_eval(sub) -> None:
         metavar="T",
         help=f"stop guiding at sampling time T (default {DEFAULT_GUIDANCE_UNTIL:g}; 0: every step)",
     )
+    e.add_argument(
+        "--validation",
+        action="store_true",
+        help="the validation split (other prompts and seeds): for choosing designs and settings, "
+        "so that the benchmark's prompts only judge what was chosen",
+    )
     e.add_argument("--out", default=None, help="folder for world_benchmark.json and samples.png")
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
     e.add_argument(
@@ -332,6 +338,7 @@ def cmd_eval_world(args: argparse.Namespace) -> int:
         out_dir=args.out,
         sampler=args.sampler,
         one_pass_guidance=not args.two_pass_guidance,
+        validation=args.validation,
     )
     if args.json:
         print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "cases"} for k, v in results.items()}))

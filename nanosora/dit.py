@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from einops import rearrange
@@ -32,7 +33,7 @@ class DiTConfig:
     mlp_ratio: float = 4.0
     text_dim: int = 384  # MiniLM's width
     rope_theta: float = 100.0  # latent grids are small: a short base keeps low frequencies useful
-    # The flow schedule shift at flow.REF_TOKENS tokens, for training and sampling alike.
+    # The flow schedule shift at flow.REF_POSITIONS latent positions, for training and sampling alike.
     # Flatland is flat colour with small objects: at shift 1 the layout is settled at noise
     # levels the model rarely trained on (an edit from t = 0.85 failed where t = 0.7 passed),
     # so the default preset trains and samples at 3, as SD3 does for its redundant images.
@@ -41,6 +42,17 @@ class DiTConfig:
     # also takes the guidance scale, embedded like the timestep, and gives the guided velocity
     # in one pass instead of classifier-free guidance's two
     guidance_embed: bool = False
+    # Token routing in training (TREAD, Krause et al. 2025, arXiv 2501.04765): blocks
+    # route[0] to route[1] - 1 see a random `route_keep` share of the tokens, the others skip
+    # them and rejoin unchanged after; every token still gets the loss. It makes fine tokens
+    # affordable: those middle blocks cost a fraction. Sampling uses every token in every
+    # block. (0, 0): no routing.
+    route: tuple[int, int] = (0, 0)
+    route_keep: float = 0.5
+
+    @property
+    def routes(self) -> bool:
+        return self.route[1] > self.route[0]
 
     def validate(self) -> None:
         if self.dim % self.heads:
@@ -54,6 +66,11 @@ class DiTConfig:
             raise ValueError(f"patch {self.patch} must be three sizes of 1 or more (time, height, width)")
         if not self.flow_shift > 0:
             raise ValueError(f"flow_shift {self.flow_shift} must be positive")
+        start, end = self.route
+        if len(self.route) != 2 or self.routes and not 0 <= start < end <= self.depth:
+            raise ValueError(f"route {self.route} must be two block indices 0 <= start < end <= depth")
+        if not 0 < self.route_keep <= 1:
+            raise ValueError(f"route_keep {self.route_keep} must be in (0, 1]")
         if self.depth < 1 or self.latent_channels < 1 or self.text_dim < 1:
             raise ValueError(f"invalid DiT config: {self}")
 
@@ -88,16 +105,19 @@ def rope_angles(grid: tuple[int, int, int], head_dim: int, theta: float, device=
 
 
 def rope_rotation(angles: torch.Tensor) -> torch.Tensor:
-    """The unit complex numbers e^(i angle), (N, D/2): made once per forward pass and shared by
-    every block (computing cos and sin per attention call cost a tenth of a sampling step)."""
-    return torch.polar(torch.ones_like(angles), angles)
+    """cos and sin of the angles, (2, ..., N, D/2): made once per forward pass and shared by
+    every block (computing them per attention call cost a tenth of a sampling step). Real
+    numbers rather than complex ones, so that torch.compile fuses the rotation."""
+    return torch.stack([angles.cos(), angles.sin()])
 
 
 def apply_rope(x: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
-    """Rotate consecutive pairs of x (B, H, N, D) by `rotation` (N, D/2, complex): each pair is
-    one complex number, so the rotation is one multiply with no gathering of halves."""
-    pairs = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)).contiguous())
-    return torch.view_as_real(pairs * rotation).flatten(-2).type_as(x)
+    """Rotate consecutive pairs (x1, x2) of x (B, H, N, D) by the angles of `rotation`
+    (rope_rotation's cos and sin, (2, N, D/2) or per sample (2, B, 1, N, D/2))."""
+    cos, sin = rotation[0], rotation[1]
+    pairs = x.float().unflatten(-1, (-1, 2))
+    x1, x2 = pairs[..., 0], pairs[..., 1]
+    return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], -1).flatten(-2).type_as(x)
 
 
 def attention(q, k, v, mask=None):
@@ -116,6 +136,17 @@ def attention(q, k, v, mask=None):
         scores = scores.masked_fill(~mask, float("-inf"))
     weights = scores.float().softmax(-1)
     return torch.matmul(weights.to(torch.get_autocast_dtype("cpu")), v)
+
+
+def route_indices(batch: int, tokens: int, keep: float, rng) -> torch.Tensor:
+    """(B, K) sorted indices of the tokens each sample keeps in the routed blocks, K =
+    round(keep * tokens), drawn from a NumPy generator (so a training step is reproducible)."""
+    k = max(1, round(keep * tokens))
+    return torch.from_numpy(np.stack([np.sort(rng.permutation(tokens)[:k]) for _ in range(batch)]))
+
+
+def gather_tokens(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:  # x (B, N, D), idx (B, K)
+    return x.gather(1, idx[..., None].expand(-1, -1, x.shape[-1]))
 
 
 def modulate(x, shift, scale):
@@ -286,12 +317,14 @@ class DiT(nn.Module):
         cond: torch.Tensor | None = None,
         frame_mask: torch.Tensor | None = None,
         guidance: torch.Tensor | None = None,
+        route: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Velocity for x (B, C, T, h, w) at times t (B,). text (B, L, text_dim) with a (B, L)
         mask, or a TextContext made from them once (then text_mask is not needed). cond: clean
         latents of the given frames (B, C, T, h, w); frame_mask (B, T), 1 where cond holds a
         given frame. guidance (B,): the scale a guidance-distilled model (cfg.guidance_embed)
-        gives the velocity for (None: 1, no guidance); other models refuse it."""
+        gives the velocity for (None: 1, no guidance); other models refuse it. route (B, K):
+        the tokens kept in the routed blocks (route_indices; training with cfg.route only)."""
         b, c, T, h, w = x.shape
         if c != self.cfg.latent_channels:
             raise ValueError(f"latents have {c} channels; this model takes {self.cfg.latent_channels}")
@@ -315,11 +348,22 @@ class DiT(nn.Module):
             c_vec = c_vec + self.g_embed(timestep_embedding(guidance_coordinate(g)))
         elif guidance is not None:
             raise ValueError("this model was not guidance-distilled: it takes no guidance input")
-        rotation = rope_rotation(
-            rope_angles((gt, gh, gw), self.cfg.dim // self.cfg.heads, self.cfg.rope_theta, x.device)
-        )
-        for blk, kv in zip(self.blocks, text.kv or [text.ctx] * len(self.blocks), strict=True):
+        angles = rope_angles((gt, gh, gw), self.cfg.dim // self.cfg.heads, self.cfg.rope_theta, x.device)
+        rotation = full_rotation = rope_rotation(angles)
+        if route is not None and not self.cfg.routes:
+            raise ValueError("this model has no routed blocks (DiTConfig.route): it takes no route")
+        start, end = self.cfg.route if route is not None else (-1, -1)
+        for i, (blk, kv) in enumerate(
+            zip(self.blocks, text.kv or [text.ctx] * len(self.blocks), strict=True)
+        ):
+            if i == start:
+                full = x_tok
+                x_tok = gather_tokens(x_tok, route)  # (B, K, D)
+                rotation = rope_rotation(angles[route][:, None])  # (2, B, 1, K, D/2): per sample
             x_tok = blk(x_tok, c_vec, kv, text.mask, rotation)
+            if i == end - 1:  # the routed tokens rejoin as they left
+                x_tok = full.scatter(1, route[..., None].expand(-1, -1, x_tok.shape[-1]), x_tok)
+                rotation = full_rotation
         shift, scale = self.ada_out(F.silu(c_vec)).chunk(2, dim=1)
         out = self.patch_out(modulate(self.norm_out(x_tok), shift, scale))
         return rearrange(

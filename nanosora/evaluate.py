@@ -21,6 +21,11 @@ from nanosora.world.heldout import HELD_OUT
 from nanosora.world.language import COLOUR_WORDS, SHAPE_WORDS, SIZE_WORDS, motion_phrase, paraphrase
 
 SUITE_SEED = 20261122
+# The validation split: the same suites drawn with another seed, and sampled at other seeds,
+# for choosing designs, settings and checkpoints; the benchmark's own prompts judge only
+# what was chosen (`nanosora eval --validation`).
+VALIDATION_SEED = 20261201
+VALIDATION_SEEDS_FROM = 500_000
 SIMPLE_MOTIONS = spec.MOTIONS  # one motion per object, no trail
 
 LONG_MOTIONS = ("stays still", "spins", "bounces", "falls")
@@ -60,6 +65,15 @@ def _two(rng) -> str:
             return f"{_obj(*a)} and {_obj(*b)}"
 
 
+def _three(rng) -> str:
+    objs = [_combo(rng)]
+    while len(objs) < 3:
+        c = _combo(rng)
+        if c[0] not in {o[0] for o in objs}:
+            objs.append(c)
+    return " and ".join(_obj(*o) for o in objs)
+
+
 def _physics(rng, i: int) -> str:
     """A fall accelerates, a bounce reflects, an object passing behind another comes out the
     other side (object permanence), a trail stays."""
@@ -79,9 +93,10 @@ def _physics(rng, i: int) -> str:
     )
 
 
-def suites(n: int = 16) -> dict[str, list[Case]]:
-    """Every suite with n prompts (fewer where the suite is smaller by nature)."""
-    rng = np.random.default_rng(SUITE_SEED)
+def suites(n: int = 16, validation: bool = False) -> dict[str, list[Case]]:
+    """Every suite with n prompts (fewer where the suite is smaller by nature); `validation`:
+    the validation split instead of the benchmark's prompts."""
+    rng = np.random.default_rng(VALIDATION_SEED if validation else SUITE_SEED)
     out: dict[str, list[Case]] = {}
     out["single"] = [
         Case("single", _obj(*_combo(rng), size=str(rng.choice(list(spec.SIZES)))), seed=i) for i in range(n)
@@ -133,6 +148,13 @@ def suites(n: int = 16) -> dict[str, list[Case]]:
             )
             for i in range(k)
         ]
+    # drawn after the older suites, so that their prompts stay as they were
+    out["three_objects"] = [Case("three_objects", _three(rng), seed=i) for i in range(n)]
+    if validation:
+        out = {
+            name: [dataclasses.replace(c, seed=c.seed + VALIDATION_SEEDS_FROM) for c in cases]
+            for name, cases in out.items()
+        }
     return {name: [c for c in map(_renderable, cases) if c is not None] for name, cases in out.items()}
 
 
@@ -195,15 +217,18 @@ def run(
     sampler: str = "euler",
     guidance_until: float = DEFAULT_GUIDANCE_UNTIL,
     one_pass_guidance: bool = True,
+    validation: bool = False,
 ) -> dict:
-    """Generate and score; returns {suite: {"passed", "total", "rate", "cases": [...]}}.
-    `one_pass_guidance=False`: a guidance-distilled model guides in two passes instead."""
+    """Generate and score; returns {suite: {"passed", "total", "rate", "integrity", "cases":
+    [...]}}, where integrity is the share of clips whose every object passes the strict
+    integrity check. `one_pass_guidance=False`: a guidance-distilled model guides in two
+    passes instead. `validation`: the validation split (suites)."""
     from tqdm import tqdm
 
     from nanosora import video
     from nanosora.world.score import score
 
-    all_suites = suites(n)
+    all_suites = suites(n, validation)
     names = suite_names or list(all_suites)
     unknown = set(names) - set(all_suites)
     if unknown:
@@ -233,6 +258,8 @@ def run(
         checks = verdict.checks()  # partial credit: the share of the scorer's checks that pass
         r["checks_passed"] = r.get("checks_passed", 0) + sum(c.passed for c in checks)
         r["checks"] = r.get("checks", 0) + len(checks)
+        whole = all(ch.passed for o in verdict.objects for ch in o.checks if ch.check == "integrity")
+        r["whole"] = r.get("whole", 0) + int(whole)
         r["cases"].append(
             {
                 "prompt": c.prompt,
@@ -249,6 +276,7 @@ def run(
     for r in results.values():
         r["rate"] = round(r["passed"] / max(1, r["total"]), 3)
         r["check_rate"] = round(r.get("checks_passed", 0) / max(1, r.get("checks", 0)), 3)
+        r["integrity"] = round(r.get("whole", 0) / max(1, r["total"]), 3)
     if out_dir is not None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -261,7 +289,10 @@ def run(
 
 
 def table(results: dict) -> str:
-    lines = [f"{'suite':<14} {'passed':>7} {'total':>6} {'rate':>7} {'checks':>7}"]
+    lines = [f"{'suite':<14} {'passed':>7} {'total':>6} {'rate':>7} {'checks':>7} {'whole':>7}"]
     for name, r in results.items():
-        lines.append(f"{name:<14} {r['passed']:>7} {r['total']:>6} {r['rate']:>7.1%} {r['check_rate']:>7.1%}")
+        lines.append(
+            f"{name:<14} {r['passed']:>7} {r['total']:>6} {r['rate']:>7.1%} {r['check_rate']:>7.1%}"
+            f" {r['integrity']:>7.1%}"
+        )
     return "\n".join(lines)

@@ -7,8 +7,10 @@ Sampling integrates from t = 1 to t = 0: x_{t'} = x_t + (t' - t) * v.
 
 Timesteps for training come from a logit-normal (Esser et al. 2024, SD3), then pass
 through the schedule shift t -> s t / (1 + (s - 1) t); s grows with the square root of the
-token count (SD3 section 5.3.2: a larger latent keeps more signal at the same noise level,
-so it needs more noise), as Open-Sora and Flux also do. Samplers use the same shift.
+latent size (SD3 section 5.3.2: a larger latent keeps more signal at the same noise level,
+so it needs more noise), as Open-Sora and Flux also do. Samplers use the same shift. The
+size is counted in latent positions, not tokens: cutting the same latents into finer
+patches does not change how much signal survives a noise level.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import torch
 
 from nanosora.config import SAMPLERS
 
-REF_TOKENS = 80  # tokens of the default clip (17 frames at 64x64: 5 x 4 x 4 patches)
+REF_POSITIONS = 320  # latent positions of the default clip (17 frames at 64x64: 5 x 8 x 8)
 
 
 @dataclass(frozen=True)
@@ -30,10 +32,16 @@ class FlowConfig:
     logit_std: float = 1.0
 
 
-def shift_for(tokens: int, base: float = 1.0) -> float:
-    """The schedule shift at `tokens` tokens for a model trained with shift `base` at
-    REF_TOKENS (DiTConfig.flow_shift, so training and sampling always agree)."""
-    return min(8.0, max(0.5, base * math.sqrt(tokens / REF_TOKENS)))
+def shift_for(positions: int, base: float = 1.0) -> float:
+    """The schedule shift for latents of `positions` (frames x height x width) positions, for
+    a model trained with shift `base` at REF_POSITIONS (DiTConfig.flow_shift, so training and
+    sampling always agree)."""
+    return min(8.0, max(0.5, base * math.sqrt(positions / REF_POSITIONS)))
+
+
+def positions(shape: tuple[int, ...]) -> int:
+    """Latent positions of latents (..., T, h, w)."""
+    return math.prod(shape[-3:])
 
 
 def shift_time(t: torch.Tensor, shift: float) -> torch.Tensor:

@@ -363,5 +363,9 @@ def load(
     if compile:
         dit = torch.compile(dit, dynamic=True)
     text_cfg = cfg.get("text", {})
-    enc = TextEncoder(text_cfg.get("encoder", "minilm"), max_tokens=int(text_cfg.get("max_tokens", 128)))
+    enc = TextEncoder(
+        text_cfg.get("encoder", "minilm"),
+        max_tokens=int(text_cfg.get("max_tokens", 128)),
+        sentence_tokens=bool(text_cfg.get("sentence_tokens", False)),
+    )
     return Model(vae, dit, enc, cfg, path)

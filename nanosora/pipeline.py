@@ -45,8 +45,9 @@ def schedule_for(steps: int, shift: float, strength: float = 1.0) -> list[float]
 
 
 def shift_of(dit, shape: tuple[int, ...]) -> float:
-    """The schedule shift for latents of this shape (it grows with the token count)."""
-    return flow.shift_for(int(np.prod(dit.grid(shape))), dit.cfg.flow_shift)
+    """The schedule shift for latents of this shape (it grows with the latent size)."""
+    dit.grid(shape)  # refuses a shape the patches do not fit
+    return flow.shift_for(flow.positions(shape), dit.cfg.flow_shift)
 
 
 def sample_latents(

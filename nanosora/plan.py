@@ -132,7 +132,8 @@ def guided_steps(job: Job, tokens: int) -> int:
 
     if job.passes == 1:
         return job.steps
-    schedule = flow.get_schedule(job.steps, flow.shift_for(tokens, job.dit.flow_shift))
+    positions = tokens * math.prod(job.dit.patch)  # the shift follows the latent size
+    schedule = flow.get_schedule(job.steps, flow.shift_for(positions, job.dit.flow_shift))
     return sum(flow.is_guided(t, job.guidance_until) for t in schedule[:-1])
 
 

@@ -33,6 +33,8 @@ class Recipe:
     vae_cpu_bf16: bool = True
     cache_clips: int = 8000
     cache_shard: int = 1000
+    # a token per caption sentence beside the word tokens (text.TextEncoder): one per object
+    sentence_tokens: bool = False
     dit_preset: str = "default"
     dit_steps: int = 12500
     dit_batch: int = 32
@@ -97,7 +99,14 @@ def run(name: str, out: str | Path, progress: bool = True, log=print) -> Path:
     vae = modeldir.load_vae(out / "vae")
     source = data.make_source("flatland", exclude=exclusions(), for_text=True)
     cache.build(
-        out / "cache", vae, source, n=r.cache_clips, shard_size=r.cache_shard, seed=r.seed, progress=progress
+        out / "cache",
+        vae,
+        source,
+        n=r.cache_clips,
+        shard_size=r.cache_shard,
+        seed=r.seed,
+        progress=progress,
+        sentence_tokens=r.sentence_tokens,
     )
     times["cache_s"] = time.perf_counter() - t
 
@@ -120,7 +129,7 @@ def run(name: str, out: str | Path, progress: bool = True, log=print) -> Path:
     parts = {
         "name": name,
         "vae": modeldir.read_config(out / "vae")["vae"],
-        "text": {"encoder": lc.text_encoder, "max_tokens": 128},
+        "text": cache.text_config(lc),
         "fps": 8,
         "window": cache.WINDOW,
         "recipe": to_dict(r),

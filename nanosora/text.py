@@ -9,6 +9,7 @@ BERT) loads from a local folder. Nothing is ever downloaded.
 from __future__ import annotations
 
 import os
+import re
 from collections import OrderedDict
 from pathlib import Path
 
@@ -42,14 +43,34 @@ def resolve(name_or_path: str | None) -> Path:
     return path
 
 
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def sentences(text: str) -> list[str]:
+    """The sentences of a text (split after . ! or ?), without empty ones."""
+    return [s for s in (p.strip() for p in _SENTENCE_END.split(text)) if s]
+
+
 class TextEncoder:
     """encode(list of str) -> (embeddings (B, L, D) float32, mask (B, L) bool).
+
+    `sentence_tokens`: after the word tokens, one more token per sentence: that sentence
+    encoded alone and mean-pooled (the sentence embedding MiniLM was trained to give). A
+    detailed caption gives each object its own sentence, so each object gets one token that
+    holds its colour, shape, size and motion together: a slot the video tokens can attend
+    to whole, instead of gathering words whose binding the word tokens carry only weakly.
 
     Results are cached in memory (captions repeat across epochs and guidance needs the
     empty prompt at every step); the cache is bounded.
     """
 
-    def __init__(self, name_or_path: str | None = DEFAULT, max_tokens: int = MAX_TOKENS, cache: int = 4096):
+    def __init__(
+        self,
+        name_or_path: str | None = DEFAULT,
+        max_tokens: int = MAX_TOKENS,
+        cache: int = 4096,
+        sentence_tokens: bool = False,
+    ):
         path = resolve(name_or_path)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces: never reach a hub
         from transformers import AutoModel, AutoTokenizer
@@ -69,6 +90,7 @@ class TextEncoder:
         self.name = DEFAULT if name_or_path in (None, DEFAULT) else str(path)
         self.dim = int(self.model.config.hidden_size)
         self.max_tokens = max_tokens
+        self.sentence_tokens = sentence_tokens
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._cache_size = cache
 
@@ -82,7 +104,15 @@ class TextEncoder:
         return [h[i, : int(mask[i].sum())].float().clone() for i in range(len(texts))]
 
     def encode_tokens(self, texts: list[str]) -> list[torch.Tensor]:
-        """Unpadded token embeddings, (L_i, D) per text."""
+        """Unpadded token embeddings, (L_i, D) per text (word tokens, then sentence tokens)."""
+        words = self._word_tokens(texts)
+        if not self.sentence_tokens:
+            return words
+        parts = [sentences(t) for t in texts]
+        pooled = iter(e.mean(0) for e in self._word_tokens([s for p in parts for s in p]))
+        return [torch.cat([w, *(next(pooled)[None] for _ in p)]) for w, p in zip(words, parts, strict=True)]
+
+    def _word_tokens(self, texts: list[str]) -> list[torch.Tensor]:
         missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
         for i in range(0, len(missing), 64):
             for t, emb in zip(missing[i : i + 64], self._run(missing[i : i + 64]), strict=True):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -19,7 +20,7 @@ import torch
 
 from nanosora import dist, flow, modeldir, train
 from nanosora.config import to_dict
-from nanosora.dit import DiT, DiTConfig
+from nanosora.dit import DiT, DiTConfig, route_indices
 from nanosora.text import pad_tokens
 
 # Frame-mask modes and how often each is drawn: none teaches text to video; first frame,
@@ -105,6 +106,7 @@ class Batch(NamedTuple):
     frame_mask: torch.Tensor  # (B, T) 1 where a frame is given
     target: torch.Tensor  # the flow-matching velocity
     rng: np.random.Generator  # this micro-batch's further draws
+    route: torch.Tensor | None  # (B, K) tokens kept in the routed blocks (DiTConfig.route)
 
 
 def noised_batch(model, latents, text, mask, null_text, step_seed: tuple[int, int, int], cfg) -> Batch:
@@ -126,20 +128,23 @@ def noised_batch(model, latents, text, mask, null_text, step_seed: tuple[int, in
         text[drop, :n] = null_text
         mask[drop, :n] = True
     base = dist.unwrap(model)
-    tokens = int(np.prod(base.grid(latents.shape)))
-    t = flow.sample_t(b, flow.shift_for(tokens, base.cfg.flow_shift), g, cfg.flow)
+    t = flow.sample_t(b, flow.shift_for(flow.positions(latents.shape), base.cfg.flow_shift), g, cfg.flow)
     noise = torch.randn(latents.shape, generator=g)
     x_t, target = flow.noisy(latents, noise, t)
     dev = next(model.parameters()).device
+    route = None
+    if base.cfg.routes:
+        tokens = math.prod(base.grid(latents.shape))
+        route = route_indices(b, tokens, base.cfg.route_keep, rng).to(dev)
     moved = (v.to(dev) for v in (x_t, t, text, mask, latents, fm, target))
-    return Batch(*moved, rng)
+    return Batch(*moved, rng, route)
 
 
 def dit_loss(model, latents, text, mask, null_text, step_seed: tuple[int, int, int], cfg: DiTTrainConfig):
     """The flow-matching loss of one micro-batch; randomness from step_seed = (seed, step, k)."""
     bt = noised_batch(model, latents, text, mask, null_text, step_seed, cfg)
     with dist.autocast(bt.x_t.device, cfg.cpu_bf16):
-        pred = model(bt.x_t, bt.t, bt.text, bt.mask, cond=bt.cond, frame_mask=bt.frame_mask)
+        pred = model(bt.x_t, bt.t, bt.text, bt.mask, cond=bt.cond, frame_mask=bt.frame_mask, route=bt.route)
     return flow.velocity_loss(pred, bt.target, given_weight(bt.frame_mask))
 
 

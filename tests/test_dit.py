@@ -180,7 +180,8 @@ def test_schedule_and_shift():
     assert s[0] == 1.0 and s[-1] == 0.0 and s == sorted(s, reverse=True)
     shifted = flow.get_schedule(4, 3.0)
     assert all(b >= a for a, b in zip(s, shifted, strict=True))  # more time at high noise
-    assert flow.shift_for(320) > flow.shift_for(80) > flow.shift_for(16)
+    assert flow.shift_for(1280) > flow.shift_for(320) > flow.shift_for(64)
+    assert flow.shift_for(flow.REF_POSITIONS, 3.0) == 3.0
     with pytest.raises(ValueError, match="steps"):
         flow.get_schedule(0, 1.0)
 
@@ -390,3 +391,60 @@ def test_compile_without_a_cpp_compiler_is_refused_clearly(tmp_path, monkeypatch
     cxx.chmod(0o755)
     monkeypatch.setenv("CXX", "mycxx")
     assert dist.can_compile(torch.device("cpu"))
+
+
+def _routed_tiny(keep=0.5):
+    torch.manual_seed(0)
+    m = DiT(dataclasses.replace(DIT_PRESETS["tiny"], patch=(1, 1, 1), route=(1, 2), route_keep=keep))
+    for p in m.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    return m
+
+
+def test_routing_every_token_is_the_full_model_and_routing_some_changes_only_routed_blocks():
+    from nanosora.dit import route_indices
+
+    m = _routed_tiny()
+    x, t = torch.randn(2, 4, 2, 4, 4), torch.rand(2)
+    text, mask = torch.randn(2, 5, 384), torch.ones(2, 5, dtype=torch.bool)
+    full = m(x, t, text, mask)
+    every = route_indices(2, 32, 1.0, np.random.default_rng(0))
+    torch.testing.assert_close(m(x, t, text, mask, route=every), full)
+    half = route_indices(2, 32, 0.5, np.random.default_rng(0))
+    assert half.shape == (2, 16) and not torch.equal(half[0], half[1])  # each sample its own draw
+    assert not torch.allclose(m(x, t, text, mask, route=half), full)
+    # with the routed block made the identity (zero gates), routing changes nothing
+    for p in (
+        m.blocks[1].ada.weight,
+        m.blocks[1].ada.bias,
+        m.blocks[1].cross.out.weight,
+        m.blocks[1].cross.out.bias,
+    ):
+        torch.nn.init.zeros_(p)
+    torch.testing.assert_close(m(x, t, text, mask, route=half), m(x, t, text, mask))
+
+
+def test_bad_routes_are_refused():
+    with pytest.raises(ValueError, match="route"):
+        DiT(dataclasses.replace(DIT_PRESETS["tiny"], route=(1, 3)))  # depth 2
+    with pytest.raises(ValueError, match="route_keep"):
+        DiT(dataclasses.replace(DIT_PRESETS["tiny"], route=(0, 1), route_keep=0.0))
+    with pytest.raises(ValueError, match="takes no route"):
+        tiny()(
+            torch.randn(1, 4, 1, 4, 4),
+            torch.rand(1),
+            torch.randn(1, 3, 384),
+            torch.ones(1, 3, dtype=torch.bool),
+            route=torch.zeros(1, 2, dtype=torch.long),
+        )
+
+
+def test_a_routed_model_trains_and_resumes_exactly(tmp_path):
+    cfg_r = dataclasses.replace(DIT_PRESETS["tiny"], patch=(1, 1, 1), route=(1, 2))
+    cache = FakeCache()
+    cfg = train.TrainConfig(steps=4, batch=2, lr=1e-3, warmup=1, ckpt_every=2, log_every=1)
+    a = train_dit(tmp_path / "a", cfg_r, cfg, cache, progress=False)
+    train_dit(tmp_path / "b", cfg_r, cfg, cache, progress=False, stop_after=2)
+    b = train_dit(tmp_path / "b", cfg_r, cfg, cache, progress=False)
+    for (k, v), (_, w) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert torch.equal(v, w), k

@@ -91,3 +91,54 @@ def test_verdict_explains_every_check():
 def test_bad_frames_are_refused():
     with pytest.raises(ValueError, match="uint8"):
         score(np.zeros((4, 8, 8), np.float32), 8, "a red circle")
+
+
+def _integrity(verdict, i=0):
+    return next(c for c in verdict.objects[i].checks if c.check == "integrity")
+
+
+def test_integrity_passes_ground_truth_even_when_objects_cross():
+    for prompt in (
+        "a large red square stays still",
+        "a red circle moves right and a blue square moves left",
+        "a red circle collides with a blue square",
+        "a yellow triangle spins and a purple circle bounces",
+    ):
+        v = score(clip(prompt), 8, prompt)
+        assert all(_integrity(v, i).passed for i in range(len(v.objects))), v.explain()
+
+
+def test_integrity_fails_a_split_object():
+    prompt = "a large red square stays still"
+    frames = clip(prompt).copy()
+    ys, xs = np.nonzero((frames[0].astype(int) - [230, 40, 40]).__abs__().sum(-1) < 30)
+    cx = int(xs.mean())
+    frames[5:8, :, cx - 1 : cx + 2] = 0  # a background seam cuts it in two for three frames
+    v = score(frames, 8, prompt)
+    check = _integrity(v)
+    assert not v.passed and not check.passed and "in pieces in 3 frames" in check.detail
+
+
+def test_integrity_fails_a_melted_object():
+    """Two objects apart, then for some frames the second takes the first one's colour (two
+    objects, one identity): the first is then in two pieces at twice its area."""
+    prompt = "a large red circle stays still and a large blue square stays still"
+    frames = clip(prompt, seed=1).copy()
+    blue = np.abs(frames.astype(int) - [50, 90, 235]).sum(-1) < 60
+    frames[6:10][blue[6:10]] = [230, 40, 40]
+    v = score(frames, 8, prompt)
+    assert not v.passed
+    detail = _integrity(v, 0).detail
+    assert "in pieces in 4 frames" in detail and "area outside 0.5-2x" in detail
+
+
+def test_count_blobs_counts_8_connected_pieces():
+    from nanosora.world.score import count_blobs
+
+    m = np.zeros((2, 8, 8), bool)
+    m[0, 1:3, 1:3] = True
+    m[0, 3:5, 3:5] = True  # touches the first only at a corner: one piece
+    m[1, 0:2, 0:2] = True
+    m[1, 5:8, 5:8] = True
+    m[1, 0, 7] = True  # a single pixel, under min_px
+    assert count_blobs(m, min_px=2).tolist() == [1, 2]

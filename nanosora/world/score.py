@@ -86,6 +86,7 @@ class _Stats:
     touch: np.ndarray  # (T,) bool: another colour's body touches this one (it may be partly hidden)
     px: np.ndarray  # centres of the column and row coverage profiles (about the box centre)
     py: np.ndarray
+    blobs: np.ndarray  # (T,) connected pieces of the body of at least min_px pixels
 
 
 def estimate_background(frames: np.ndarray) -> tuple[str, np.ndarray]:
@@ -117,6 +118,30 @@ def _dilate(m: np.ndarray) -> np.ndarray:
     out[:, :-1] |= m[:, 1:]
     out[:, :, 1:] |= m[:, :, :-1]
     out[:, :, :-1] |= m[:, :, 1:]
+    return out
+
+
+def count_blobs(mask: np.ndarray, min_px: int) -> np.ndarray:
+    """Connected pieces (8-neighbour) of at least min_px pixels in each frame of a (T, H, W)
+    bool mask. Labels spread as a running minimum over neighbours until nothing changes: in
+    NumPy, over all frames at once (a per-frame flood fill in Python is far slower)."""
+    t, h, w = mask.shape
+    big = np.iinfo(np.int32).max
+    lab = np.where(mask, np.arange(t * h * w, dtype=np.int32).reshape(t, h, w), big)
+    while True:
+        p = np.pad(lab, ((0, 0), (1, 1), (1, 1)), constant_values=big)
+        nb = lab
+        for dy in (0, 1, 2):
+            for dx in (0, 1, 2):
+                nb = np.minimum(nb, p[:, dy : dy + h, dx : dx + w])
+        nb = np.where(mask, nb, big)
+        if np.array_equal(nb, lab):
+            break
+        lab = nb
+    out = np.zeros(t, dtype=np.int32)
+    for i in range(t):
+        _, sizes = np.unique(lab[i][mask[i]], return_counts=True)
+        out[i] = int((sizes >= min_px).sum())
     return out
 
 
@@ -160,6 +185,7 @@ def _measure(frames: np.ndarray, bg: np.ndarray, chunk: int = 32) -> dict[str, _
             st["box"].append(box)
             st["trail"].append((mine & ~_dilate(body) & (a < _BODY_ALPHA) & (a >= 0.2)).sum((1, 2)))
             st["touch"].append((near & bodies & ~body).sum((1, 2)) >= 2)
+            st["blobs"].append(count_blobs(body, min_px) if body.any() else np.zeros(len(body), np.int32))
     return {n: _Stats(**{k: np.concatenate(v) for k, v in cols[n].items()}) for n in _NAMES}
 
 
@@ -275,6 +301,7 @@ def _score_shot(
         if o.trail:
             checks.append(_trail_check(st, good))
         checks.append(_persistence_check(st, win, overlap, clear, motion))
+        checks.append(_integrity_check(st, win, overlap, clear, motion))
         out.append(ObjectVerdict(o.name(), all(c.passed for c in checks), checks))
     return out
 
@@ -516,3 +543,30 @@ def _persistence_check(
         ok = ok and bool(steady.all())
         detail += f", area {area.min():.0f}-{area.max():.0f} around {med:.0f}"
     return Check("persistence", ok, detail)
+
+
+def _integrity_check(
+    st: _Stats,
+    win: np.ndarray,
+    overlap: np.ndarray,
+    clear: np.ndarray,
+    motion: str,
+) -> Check:
+    """Strict integrity: one whole object all the time. Where nothing touches it, it is one
+    connected blob (not split, not melted into fragments); its area stays within 0.5-2x of
+    its median (unless it grows or shrinks); and it is there in every frame it should be
+    in view, except where another object may hide it."""
+    alone = win & st.present & ~overlap
+    split = alone & (st.blobs != 1)
+    missing = win & ~st.present & ~overlap
+    problems = []
+    if split.any():
+        problems.append(f"in pieces in {int(split.sum())} frames (up to {int(st.blobs[split].max())})")
+    if missing.any():
+        problems.append(f"missing in {int(missing.sum())} frames")
+    if motion not in ("grows", "shrinks") and alone.any():
+        med = float(np.median(st.area[clear]))
+        off = alone & ((st.area < 0.5 * med) | (st.area > 2.0 * med))
+        if off.any():
+            problems.append(f"area outside 0.5-2x of its median {med:.0f} in {int(off.sum())} frames")
+    return Check("integrity", not problems, "; ".join(problems) or "one whole blob in every frame")
