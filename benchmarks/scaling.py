@@ -38,7 +38,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             m = modeldir.export(run, Path(tmp) / "m", checkpoint=ck)
             model = load(m)
-            step = int(modeldir.read_config(m)["trained_steps"])
+            step = modeldir.read_config(m).trained_steps
             res = evaluate.run(model, SUITES, n=args.n, progress=False)
         near = min(rate, key=lambda s: abs(s - step))
         minutes = step * 32 / rate[near] / 60  # samples over the run's mean throughput to that step

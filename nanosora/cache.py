@@ -27,8 +27,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from nanosora import data
+from nanosora.atomic import atomic_path
 from nanosora.text import pad_tokens
-from nanosora.video import atomic_path
 
 # What the transformer trains on: mostly the default 64x64 clip, wide and tall frames,
 # and single images (text to image).
@@ -42,10 +42,12 @@ DIT_BUCKETS = (
 WINDOW = max(b.frames for b in DIT_BUCKETS)
 
 
-def text_config(source) -> dict:
+def text_config(source):
     """The model directory's text section for a model trained on `source` (a LatentCache or
     OnTheFly): the encoder and the way it was used, so generation encodes prompts the same way."""
-    return {"encoder": source.text_encoder, "max_tokens": 128, "sentence_tokens": source.sentence_tokens}
+    from nanosora.modelconfig import TextConfig
+
+    return TextConfig(source.text_encoder, sentence_tokens=source.sentence_tokens)
 
 
 def _rank_world() -> tuple[int, int]:

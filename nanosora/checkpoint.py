@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from nanosora.video import atomic_path
+from nanosora.atomic import atomic_path
 
 _NAME = re.compile(r"^ckpt-(\d{8})\.pt$")
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from nanosora import __version__
-
-MAX_SECONDS = 60.0
+from nanosora import __version__, cli_args
+from nanosora.atomic import atomic_path
 
 EPILOG = """examples:
   nanosora world render "a red circle moves right" -o red.mp4
@@ -21,72 +21,26 @@ EPILOG = """examples:
 """
 
 
-def _seconds(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0 < v <= MAX_SECONDS:
-        raise argparse.ArgumentTypeError(
-            f"{text} is not valid: use a duration above 0 and at most {MAX_SECONDS:g} seconds"
-        )
-    return v
-
-
-def _side(text: str) -> int:
-    from nanosora.world import spec
-
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of pixels") from None
-    try:
-        spec.check_frame_size(v, spec.MIN_SIDE)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e).replace("width ", "")) from None
-    return v
-
-
-def _fps(text: str) -> int:
-    from nanosora.world import spec
-
-    try:
-        v = int(text)
-        spec.check_fps(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"fps {text!r} is not valid: use a whole number from {spec.MIN_FPS} to {spec.MAX_FPS}"
-        ) from None
-    return v
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{v} is not valid: use 1 or more")
-    return v
-
-
 def _clip_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--width",
-        type=_side,
+        type=cli_args.side,
         default=64,
         help="frame width: a multiple of 16 from 32 to 512 (default 64)",
     )
     p.add_argument(
         "--height",
-        type=_side,
+        type=cli_args.side,
         default=64,
         help="frame height: a multiple of 16 from 32 to 512 (default 64)",
     )
     p.add_argument(
-        "--seconds", type=_seconds, default=2.0, help=f"duration, up to {MAX_SECONDS:g} (default 2)"
+        "--seconds",
+        type=cli_args.seconds,
+        default=2.0,
+        help=f"duration, up to {cli_args.MAX_SECONDS:g} (default 2)",
     )
-    p.add_argument("--fps", type=_fps, default=8, help="frames per second, 1-30 (default 8)")
+    p.add_argument("--fps", type=cli_args.fps, default=8, help="frames per second, 1-30 (default 8)")
     p.add_argument(
         "--seed",
         type=int,
@@ -96,7 +50,7 @@ def _clip_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="nanosora",
         description="nanosora: a Sora-style text-to-video system that runs on a laptop CPU.",
         epilog=EPILOG,
@@ -129,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_world_render)
 
     s = wsub.add_parser("sample", help="write N random clips plus captions.jsonl (a training set)")
-    s.add_argument("--n", type=_positive_int, required=True, help="how many clips")
+    s.add_argument("--n", type=cli_args.positive_int, required=True, help="how many clips")
     s.add_argument("-o", "--output", required=True, help="output folder")
     s.add_argument("--format", choices=["mp4", "gif", "png"], default="mp4", help="clip format (default mp4)")
     _clip_options(s)
@@ -146,13 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     from nanosora import cli_generate, cli_plan, cli_serve, cli_train
 
-    cli_generate.add_generate(sub, _side, _fps, _positive_int)
-    cli_train.add_train(sub, _positive_int)
+    cli_generate.add_generate(sub, cli_args.side, cli_args.fps, cli_args.positive_int)
+    cli_train.add_train(sub, cli_args.positive_int)
     cli_train.add_eval(sub)
-    cli_train.add_cache(sub, _positive_int)
+    cli_train.add_cache(sub, cli_args.positive_int)
     cli_train.add_export(sub)
-    cli_serve.add_serve(sub, _positive_int)
-    cli_plan.add_plan(sub, _positive_int)
+    cli_serve.add_serve(sub, cli_args.positive_int)
+    cli_plan.add_plan(sub, cli_args.positive_int)
     vf = sub.add_parser(
         "verify",
         help="check a video's provenance: its sealed manifest and its invisible watermark",
@@ -173,19 +127,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if report.intact else 1
 
 
-def _ensure_parent(path: str) -> None:
-    parent = Path(path).parent if not path.endswith("/") else Path(path)
-    if not parent.exists():
-        raise ValueError(f"{path}: folder {parent} does not exist")
-
-
 def cmd_world_render(args: argparse.Namespace) -> int:
     from nanosora import video
     from nanosora.world.caption import detailed_caption
     from nanosora.world.parse import scene_from_prompt
     from nanosora.world.render import render
 
-    _check_output(args.output)
+    cli_args.check_output(args.output)
     rng = np.random.default_rng(args.seed)
     scene = scene_from_prompt(args.prompt, rng, aspect=args.width / args.height, seconds=args.seconds)
     caption = detailed_caption(scene, args.seconds)
@@ -204,18 +152,6 @@ def cmd_world_render(args: argparse.Namespace) -> int:
     print(f"caption: {caption}", file=sys.stderr)
     print(f"wrote {out} ({len(frames)} frames, {args.width}x{args.height}, {args.fps} fps)")
     return 0
-
-
-def _check_output(path: str) -> None:
-    from nanosora.video import WRITE_EXTS
-
-    p = Path(path)
-    if not (path.endswith("/") or p.is_dir()) and p.suffix.lower() not in WRITE_EXTS:
-        raise ValueError(
-            f"{path}: unknown extension {p.suffix or '(none)'!r}; use {', '.join(WRITE_EXTS)} "
-            "or a folder ending in / for PNG frames"
-        )
-    _ensure_parent(path if not path.endswith("/") else str(p.parent) + "/x")
 
 
 def cmd_world_sample(args: argparse.Namespace) -> int:
@@ -238,7 +174,7 @@ def cmd_world_sample(args: argparse.Namespace) -> int:
         prompt = short_prompt(scene, rng, p=0.3)
         video.write(out / name, frames, args.fps, {"caption": caption, "prompt": prompt, "seed": args.seed})
         rows.append({"file": name, "caption": caption, "prompt": prompt})
-    with video.atomic_path(out / "captions.jsonl") as tmp:
+    with atomic_path(out / "captions.jsonl") as tmp:
         tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
     print(f"wrote {args.n} clips and captions.jsonl to {out}")
     return 0
@@ -255,6 +191,14 @@ def cmd_world_score(args: argparse.Namespace) -> int:
     return 0 if verdict.passed else 1
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with the error first and a one-line hint, instead of the whole usage first
+    (subcommands inherit it: add_subparsers makes parsers of its parser's class)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n  (see `{self.prog} --help`)\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -263,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:  # bad input of any kind: a clear message, exit 2
         print(f"nanosora: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`| head`): not an error, nothing to say
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (so the exit's flush cannot fail again)
+        return 0
     except OSError as e:  # the system refused (disk full, permissions): say what and where, exit 1
         where = f" ({e.filename})" if getattr(e, "filename", None) else ""
         print(f"nanosora: error: {e.strerror or e}{where}; nothing was overwritten", file=sys.stderr)

@@ -67,6 +67,13 @@ def add_generate(sub, side, fps, positive_int) -> None:
     g.add_argument("--width", type=side, default=None, help="frame width, a multiple of 16 (default 64)")
     g.add_argument("--height", type=side, default=None, help="frame height, a multiple of 16 (default 64)")
     g.add_argument(
+        "--size",
+        metavar="WxH",
+        type=_size(side),
+        default=None,
+        help="width and height at once, as the API says it",
+    )
+    g.add_argument(
         "--seconds",
         type=_number(float, 0, 60, "seconds"),
         default=None,
@@ -203,7 +210,23 @@ def job_kwargs(job: dict, base: Path = Path(".")) -> dict:
     return kw
 
 
+def _size(side):
+    """--size WxH: each side checked as --width and --height are."""
+
+    def parse(text: str) -> tuple[int, int]:
+        parts = text.lower().split("x")
+        if len(parts) != 2:
+            raise argparse.ArgumentTypeError(f"{text!r} is not WxH (for example 128x64)")
+        return side(parts[0]), side(parts[1])
+
+    return parse
+
+
 def _args_job(args: argparse.Namespace) -> dict:
+    if args.size is not None:
+        if args.width is not None or args.height is not None:
+            raise ValueError("give --size or --width/--height, not both")
+        args.width, args.height = args.size
     job = {
         "prompt": args.prompt,
         "width": args.width,
@@ -272,20 +295,21 @@ def read_batch(path: str | Path) -> list[tuple[str, dict]]:
 def cmd_generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from nanosora.cli import _check_output
+    from nanosora.cli_args import check_output
     from nanosora.model import load
 
     if args.batch:
         if not args.out_dir or args.output:
             raise ValueError("--batch writes to --out-dir DIR (and takes no -o)")
         out_dir = Path(args.out_dir)
-        if not out_dir.is_dir():
-            raise ValueError(f"--out-dir {out_dir}: no such folder")
+        if out_dir.exists() and not out_dir.is_dir():
+            raise ValueError(f"--out-dir {out_dir}: exists and is not a folder")
         jobs = [(out_dir / name, kw) for name, kw in read_batch(args.batch)]
+        out_dir.mkdir(parents=True, exist_ok=True)  # once every job has been checked
     else:
         if not args.output:
             raise ValueError("-o/--output is required (or --batch FILE --out-dir DIR)")
-        _check_output(args.output)
+        check_output(args.output)
         jobs = [
             (Path(args.output) if not args.output.endswith("/") else args.output, job_kwargs(_args_job(args)))
         ]
@@ -304,5 +328,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
         caption = video.metadata["caption"]
         print(f"caption: {caption if isinstance(caption, str) else ' | '.join(caption)}", file=sys.stderr)
         f, (h, w) = len(video.frames), video.frames.shape[1:3]
-        print(f"wrote {path} ({f} frames, {w}x{h}, {video.fps:g} fps, {video.metadata['mode']})")
+        frames = f"{f} frame" + ("s" if f != 1 else "")
+        print(f"wrote {path} ({frames}, {w}x{h}, {video.fps:g} fps, {video.metadata['mode']})")
     return 0

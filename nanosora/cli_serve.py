@@ -55,7 +55,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not 1 <= args.port <= 65535:
         raise ValueError(f"--port {args.port} is not valid: use 1 to 65535")
     model = load(args.model)  # fail now, not at the first request
-    name = str(model.config.get("name", "nanosora"))
+    name = model.config.name
     app = create_app(
         lambda: model,
         args.data_dir,

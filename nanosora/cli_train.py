@@ -159,15 +159,11 @@ def cmd_train_dit(args: argparse.Namespace) -> int:
     import shutil
     from pathlib import Path
 
-    from nanosora import cache, modeldir
+    from nanosora import cache, modelconfig, modeldir
     from nanosora.dit import DIT_PRESETS
     from nanosora.train_dit import DiTTrainConfig, train_dit
 
     vae_cfg = modeldir.read_config(args.vae)
-    if "vae" not in vae_cfg:
-        raise ValueError(
-            f"{args.vae}: config.json has no 'vae' section (give the autoencoder's model directory)"
-        )
     if args.cache:
         source = cache.LatentCache(args.cache)
     else:
@@ -176,9 +172,9 @@ def cmd_train_dit(args: argparse.Namespace) -> int:
         source = cache.OnTheFly(modeldir.load_vae(args.vae), data.make_source(args.data, for_text=True))
     preset = DIT_PRESETS[args.preset]
     c = source.latent_channels
-    if c != vae_cfg["vae"]["latent_channels"]:
+    if c != vae_cfg.vae.latent_channels:
         raise ValueError(
-            f"{args.cache} holds {c}-channel latents but {args.vae} makes {vae_cfg['vae']['latent_channels']}"
+            f"{args.cache} holds {c}-channel latents but {args.vae} makes {vae_cfg.vae.latent_channels}"
         )
     cfg = dataclasses.replace(preset, latent_channels=c, text_dim=source.text_dim)
     out = Path(args.out)
@@ -186,14 +182,17 @@ def cmd_train_dit(args: argparse.Namespace) -> int:
     if Path(args.vae).resolve() != out.resolve():
         shutil.copyfile(Path(args.vae) / "vae.safetensors", out / "vae.safetensors")
     tcfg = _train_config(args, warmup=250, accum=args.accum)
-    parts = {
-        "vae": vae_cfg["vae"],
-        "text": cache.text_config(source),
-        "fps": 8,
-        "window": cache.WINDOW,
-    }
+    base = modelconfig.build(
+        vae_cfg.vae,
+        text=cache.text_config(source),
+        runs=vae_cfg.training,
+        name=out.name,
+        fps=8,
+        window=cache.WINDOW,
+        trained_on=modelconfig.FLATLAND if args.cache or args.data == "flatland" else Path(args.data).name,
+    )
     dcfg = DiTTrainConfig(cpu_bf16=args.bf16)
-    train_dit(out, cfg, tcfg, source, dcfg, model_parts=parts, compile=args.compile, fsdp=args.fsdp)
+    train_dit(out, cfg, tcfg, source, dcfg, base=base, compile=args.compile, fsdp=args.fsdp)
     print(f"trained transformer in {args.out}")
     return 0
 
@@ -378,8 +377,7 @@ def add_export(sub) -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     from nanosora import modeldir
 
-    extra = {"name": args.name} if args.name else {}
-    out = modeldir.export(args.run, args.out, half=not args.fp32, checkpoint=args.checkpoint, **extra)
+    out = modeldir.export(args.run, args.out, half=not args.fp32, checkpoint=args.checkpoint, name=args.name)
     size = sum(f.stat().st_size for f in out.iterdir()) / 1e6
     print(f"wrote {out} ({size:.1f} MB)")
     return 0

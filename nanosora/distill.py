@@ -23,8 +23,9 @@ import numpy as np
 import torch
 
 from nanosora import dist, flow, modeldir, train
-from nanosora.config import DEFAULT_GUIDANCE, to_dict
+from nanosora.config import DEFAULT_GUIDANCE
 from nanosora.dit import GUIDANCE_RANGE, DiT
+from nanosora.modelconfig import ModelConfig
 from nanosora.text import pad_tokens
 from nanosora.train_dit import EMA, given_weight, noised_batch, run_with_ema
 
@@ -136,13 +137,10 @@ def train_distill(
         )
         return loss, {}, len(latents) * world
 
-    def config_parts(step: int) -> dict:
+    def config_parts(step: int) -> ModelConfig:
         run = {"step": step, "teacher": str(teacher_dir), **dataclasses.asdict(tcfg)}
-        parts = {k: v for k, v in config.items() if k != "format"}
-        return parts | {
-            "dit": to_dict(student.cfg),
-            "distill_train": {**run, "objective": dataclasses.asdict(dcfg)},
-        }
+        record = {"distill_train": {**run, "objective": dataclasses.asdict(dcfg)}}
+        return dataclasses.replace(config, dit=student.cfg, training=config.training | record)
 
     run_with_ema(out, student, wrapped, ema, tcfg, loss_fn, config_parts, rank, progress, stop_after)
     return student

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nanosora.atomic import atomic_path
 from nanosora.config import DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_UNTIL, DEFAULT_STEPS
 from nanosora.world import spec
 from nanosora.world.heldout import HELD_OUT
@@ -280,7 +281,7 @@ def run(
     if out_dir is not None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        with video.atomic_path(out_dir / "world_benchmark.json") as tmp:
+        with atomic_path(out_dir / "world_benchmark.json") as tmp:
             tmp.write_text(json.dumps(results, indent=2))
         rows = [np.concatenate(list(s)) for s in sheets.values() if s]
         if rows:

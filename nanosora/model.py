@@ -21,6 +21,7 @@ import torch
 
 from nanosora import __version__, flow, modeldir, pipeline
 from nanosora.config import DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_UNTIL, DEFAULT_STEPS, SAMPLERS
+from nanosora.modelconfig import ModelConfig
 from nanosora.timeline import Timeline
 from nanosora.vae import check_size
 from nanosora.video import Video
@@ -93,17 +94,17 @@ class Model:
     vae: torch.nn.Module
     dit: torch.nn.Module
     text_encoder: object
-    config: dict
+    config: ModelConfig
     path: Path
 
     @property
     def fps(self) -> int:
-        return int(self.config.get("fps", 8))
+        return self.config.fps
 
     @property
     def window(self) -> int:
         """Frames the transformer was trained on, the length of one generation window."""
-        return int(self.config.get("window", 17))
+        return self.config.window
 
     def encode_text(self, texts: list[str]):
         from nanosora.text import pad
@@ -171,7 +172,12 @@ class Model:
         null = self.encode_text([negative_prompt])
 
         def caption_of(p: str, secs: float, w: int, h: int) -> tuple[str, tuple]:
-            cap = pipeline.expand_prompt(p, secs or 1.0 / fps, w / h, seed, expand_hook) if expand else p
+            flatland = self.config.expands_flatland
+            cap = (
+                pipeline.expand_prompt(p, secs or 1.0 / fps, w / h, seed, expand_hook, flatland)
+                if expand
+                else p
+            )
             return cap, self.encode_text([cap])
 
         def fill(tl, text, strength=1.0):
@@ -235,7 +241,7 @@ class Model:
                     out = fill(pipeline.loop_timeline(out), text)[: len(out)]
         meta = {
             "generator": f"nanosora {__version__}",
-            "model": str(self.config.get("name", self.path.name)),
+            "model": self.config.name,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "mode": mode + ("+loop" if loop else ""),
             "prompt": prompt if mode != "shots" else [s["prompt"] for s in shots],
@@ -362,10 +368,7 @@ def load(
         dit = dist.CPUBF16(dit)
     if compile:
         dit = torch.compile(dit, dynamic=True)
-    text_cfg = cfg.get("text", {})
     enc = TextEncoder(
-        text_cfg.get("encoder", "minilm"),
-        max_tokens=int(text_cfg.get("max_tokens", 128)),
-        sentence_tokens=bool(text_cfg.get("sentence_tokens", False)),
+        cfg.text.encoder, max_tokens=cfg.text.max_tokens, sentence_tokens=cfg.text.sentence_tokens
     )
     return Model(vae, dit, enc, cfg, path)

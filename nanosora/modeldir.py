@@ -1,6 +1,6 @@
 """A model directory, the unit users share: config.json plus one safetensors file per network.
 
-    config.json        {"format": 1, "vae": {...}, "dit": {...}, "text": {...}, "fps": 8, ...}
+    config.json        one modelconfig.ModelConfig: {"format": 1, "vae": {...}, "dit": {...}, ...}
     vae.safetensors    the autoencoder's weights
     dit.safetensors    the diffusion transformer's weights (EMA)
     MODEL_CARD.md      data, recipe, cost and scores
@@ -19,45 +19,33 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from nanosora.video import atomic_path
-
-FORMAT = 1
+from nanosora import modelconfig
+from nanosora.atomic import atomic_path
+from nanosora.modelconfig import ModelConfig
 
 
 class ModelError(ValueError):
     """A model directory is missing, incomplete or corrupted; the message names the file."""
 
 
-def read_config(folder: str | Path) -> dict:
+def read_config(folder: str | Path) -> ModelConfig:
+    """The model directory's config.json, strictly (modelconfig.from_json)."""
     path = Path(folder) / "config.json"
     if not Path(folder).is_dir():
         raise ModelError(f"{folder}: model directory not found")
     if not path.is_file():
         raise ModelError(f"{path}: missing (a model directory holds config.json and *.safetensors)")
     try:
-        cfg = json.loads(path.read_text())
+        return modelconfig.from_json(json.loads(path.read_text()), where=str(path))
     except (ValueError, UnicodeDecodeError) as e:
-        raise ModelError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
-        raise ModelError(f'{path}: not a nanosora model config (expected "format": {FORMAT})')
-    return cfg
+        raise ModelError(str(e) if str(path) in str(e) else f"{path}: not valid JSON ({e})") from None
 
 
-def write_config(folder: str | Path, cfg: dict) -> None:
+def write_config(folder: str | Path, cfg: ModelConfig) -> None:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(folder / "config.json") as tmp:
-        tmp.write_text(json.dumps({"format": FORMAT, **cfg}, indent=2) + "\n")
-
-
-def update_config(folder: str | Path, **parts) -> dict:
-    """Merge top-level parts into config.json (creating it), keeping what is there."""
-    folder = Path(folder)
-    cfg = read_config(folder) if (folder / "config.json").exists() else {}
-    cfg.pop("format", None)
-    cfg.update(parts)
-    write_config(folder, cfg)
-    return cfg
+        tmp.write_text(json.dumps(cfg.to_json(), indent=2) + "\n")
 
 
 def save_weights(path: str | Path, module: torch.nn.Module, dtype: torch.dtype | None = None) -> None:
@@ -99,16 +87,9 @@ def load_weights(path: str | Path, module: torch.nn.Module) -> torch.nn.Module:
 
 
 def load_vae(folder: str | Path):
-    from nanosora.config import VAEConfig, from_dict
     from nanosora.vae import VideoVAE
 
-    cfg = read_config(folder)
-    if "vae" not in cfg:
-        raise ModelError(f"{Path(folder) / 'config.json'}: has no 'vae' section")
-    try:
-        vcfg = from_dict(VAEConfig, cfg["vae"])
-    except (TypeError, ValueError) as e:
-        raise ModelError(f"{Path(folder) / 'config.json'}: bad 'vae' section ({e})") from None
+    vcfg = read_config(folder).vae
     with torch.device("meta"):
         vae = VideoVAE(vcfg)
     load_weights(Path(folder) / "vae.safetensors", vae)
@@ -120,51 +101,48 @@ def load_vae(folder: str | Path):
 
 
 def load_dit(folder: str | Path):
-    from nanosora.config import from_dict
-    from nanosora.dit import DiT, DiTConfig
+    from nanosora.dit import DiT
 
-    cfg = read_config(folder)
-    if "dit" not in cfg:
+    dcfg = read_config(folder).dit
+    if dcfg is None:
         raise ModelError(f"{Path(folder) / 'config.json'}: has no 'dit' section")
-    try:
-        d = dict(cfg["dit"])
-        d["patch"] = tuple(d.get("patch", (1, 2, 2)))
-        dcfg = from_dict(DiTConfig, d)
-    except (TypeError, ValueError) as e:
-        raise ModelError(f"{Path(folder) / 'config.json'}: bad 'dit' section ({e})") from None
     with torch.device("meta"):
         dit = DiT(dcfg)
     return load_weights(Path(folder) / "dit.safetensors", dit).eval()
 
 
 def export(
-    src: str | Path, dst: str | Path, half: bool = True, checkpoint: str | Path | None = None, **config
+    src: str | Path,
+    dst: str | Path,
+    half: bool = True,
+    checkpoint: str | Path | None = None,
+    name: str | None = None,
 ) -> Path:
-    """A trained run folder -> a clean model directory: config.json (plus `config` entries)
-    and the weights, in float16 when `half` (half the size; loading casts back to float32).
+    """A trained run folder -> a clean model directory: config.json (renamed to `name`) and
+    the weights, in float16 when `half` (half the size; loading casts back to float32).
     `checkpoint`: take the transformer's EMA weights from this training checkpoint instead
     of the run's newest. Checks that the result loads before it returns."""
+    import dataclasses
     import shutil
     import tempfile
 
     src, dst = Path(src), Path(dst)
     vae, dit = load_vae(src), load_dit(src)  # refuses a broken source by name
+    cfg = read_config(src)
+    if name is not None:
+        cfg = dataclasses.replace(cfg, name=name)
     if checkpoint is not None:
         from nanosora import checkpoint as ckpt
 
         state = ckpt.load(checkpoint)  # checks its checksum
         ema = {k.removeprefix("shadow."): v for k, v in state["ema"].items()}
         dit.load_state_dict(ema, strict=True)
-        config = {"trained_steps": int(state["step"]), **config}
+        cfg = dataclasses.replace(cfg, trained_steps=int(state["step"]))
     if dst.exists() and any(dst.iterdir()):
         raise ModelError(f"{dst}: exists and is not empty; choose a new folder")
     dst.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dst.parent) as tmp:
         tmp = Path(tmp)
-        cfg = read_config(src)
-        runs = ("dit_train", "vae_train", "distill_train")
-        cfg = {k: v for k, v in cfg.items() if k not in runs} | config
-        cfg["training"] = {k: read_config(src)[k] for k in runs if k in read_config(src)}
         write_config(tmp, cfg)
         dtype = torch.float16 if half else None
         save_weights(tmp / "vae.safetensors", vae, dtype)

@@ -21,14 +21,22 @@ from nanosora.vae import frames_to_tensor, tensor_to_frames
 
 
 def expand_prompt(
-    prompt: str, seconds: float, aspect: float, seed: int, hook: Callable[[str], str] | None = None
+    prompt: str,
+    seconds: float,
+    aspect: float,
+    seed: int,
+    hook: Callable[[str], str] | None = None,
+    flatland: bool = True,
 ):
-    """A short prompt -> a detailed caption like the training captions. Flatland prompts are
-    expanded by the world's parser (a concrete plan of sizes, places and motions); anything
-    else goes to `hook` (an external language model) or is used as it is."""
+    """A short prompt -> a detailed caption like the training captions. For a model trained
+    on Flatland (`flatland`), Flatland prompts are expanded by the world's parser (a concrete
+    plan of sizes, places and motions); anything else goes to `hook` (an external language
+    model) or is used as it is: a model trained on other videos never gets Flatland captions."""
     from nanosora.world.caption import detailed_caption
     from nanosora.world.parse import PromptError, scene_from_prompt
 
+    if not flatland:
+        return hook(prompt) if hook is not None else prompt
     try:
         scene = scene_from_prompt(prompt, np.random.default_rng(seed), aspect=aspect, seconds=seconds)
     except (PromptError, ValueError):

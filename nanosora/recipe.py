@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nanosora import cache, data, dist, modeldir, train
+from nanosora.atomic import atomic_path
 from nanosora.config import VAE_PRESETS, to_dict
 from nanosora.dit import DIT_PRESETS
 
@@ -37,6 +38,12 @@ class Recipe:
     sentence_tokens: bool = False
     dit_preset: str = "default"
     dit_steps: int = 12500
+    # A time budget for the transformer stage (None: exactly dit_steps). Step times differ
+    # twofold between CPUs of the same kind (an AMX Xeon against an AVX512-BF16 EPYC): the
+    # stage measures its own step time once, trains min(dit_steps, budget / step time)
+    # steps, and writes that count down (model/steps.json) so that a rerun resumes the very
+    # same schedule.
+    dit_minutes: float | None = None
     dit_batch: int = 32
     # 1e-3 rather than 5e-4: on identical batches the training loss was 8-11% lower all through
     # the run, and it passed 53 of 116 benchmark clips against 43 for 13,000 steps at 5e-4
@@ -66,6 +73,26 @@ RECIPES: dict[str, Recipe] = {
         dit_compile=False,  # compiling would take longer than the tiny run itself
     ),
 }
+
+
+def dit_steps(r: Recipe, model: Path, cfg, source, dit_cfg, compile: bool, log=print) -> int:
+    """The transformer stage's step count: dit_steps, or what fits dit_minutes here, measured
+    once and kept in model/steps.json (a rerun reads it back: the schedule must not move)."""
+    import json
+
+    from nanosora.train_dit import step_seconds
+
+    if r.dit_minutes is None:
+        return r.dit_steps
+    record = model / "steps.json"
+    if record.exists():
+        return int(json.loads(record.read_text())["steps"])
+    secs = step_seconds(cfg, source, r.dit_batch, dit_cfg, compile)
+    steps = max(1, min(r.dit_steps, int(r.dit_minutes * 60 / secs)))
+    log(f"transformer step {secs:.3f} s here: {steps} steps fit {r.dit_minutes:g} min")
+    with atomic_path(record) as tmp:
+        tmp.write_text(json.dumps({"steps": steps, "step_seconds": round(secs, 4), "minutes": r.dit_minutes}))
+    return steps
 
 
 def run(name: str, out: str | Path, progress: bool = True, log=print) -> Path:
@@ -111,39 +138,42 @@ def run(name: str, out: str | Path, progress: bool = True, log=print) -> Path:
     times["cache_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    log(f"[3/3] transformer ({r.dit_preset}, {r.dit_steps} steps) -> {out / 'model'}")
+    budget = f"{r.dit_steps} steps" + (f" or {r.dit_minutes:g} min" if r.dit_minutes else "")
+    log(f"[3/3] transformer ({r.dit_preset}, {budget}) -> {out / 'model'}")
     lc = cache.LatentCache(out / "cache")
     preset = DIT_PRESETS[r.dit_preset]
     dcfg = dataclasses.replace(preset, latent_channels=lc.latent_channels, text_dim=lc.text_dim)
     model = out / "model"
     model.mkdir(exist_ok=True)
     shutil.copyfile(out / "vae" / "vae.safetensors", model / "vae.safetensors")
-    tcfg = train.TrainConfig(
-        steps=r.dit_steps,
-        batch=r.dit_batch,
-        lr=r.dit_lr,
-        warmup=min(250, r.dit_steps // 10 + 1),
-        ckpt_every=max(1, min(250, r.dit_steps)),
-        seed=r.seed,
-    )
-    parts = {
-        "name": name,
-        "vae": modeldir.read_config(out / "vae")["vae"],
-        "text": cache.text_config(lc),
-        "fps": 8,
-        "window": cache.WINDOW,
-        "recipe": to_dict(r),
-    }
     compile_dit = r.dit_compile and dist.can_compile(dist.device())
     if r.dit_compile and not compile_dit:
         log("no C++ compiler found: the transformer trains uncompiled (about 1.14x slower)")
+    dit_cfg = DiTTrainConfig(cpu_bf16=r.dit_cpu_bf16 and bf16)
+    steps = dit_steps(r, model, dcfg, lc, dit_cfg, compile_dit, log)
+    tcfg = train.TrainConfig(
+        steps=steps,
+        batch=r.dit_batch,
+        lr=r.dit_lr,
+        warmup=min(250, steps // 10 + 1),
+        ckpt_every=max(1, min(250, steps)),
+        seed=r.seed,
+    )
+    base = dataclasses.replace(
+        modeldir.read_config(out / "vae"),
+        name=name,
+        text=cache.text_config(lc),
+        fps=8,
+        window=cache.WINDOW,
+        recipe=to_dict(r),
+    )
     train_dit(
         model,
         dcfg,
         tcfg,
         lc,
-        DiTTrainConfig(cpu_bf16=r.dit_cpu_bf16 and bf16),
-        model_parts=parts,
+        dit_cfg,
+        base=base,
         progress=progress,
         compile=compile_dit,
     )

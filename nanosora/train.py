@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from nanosora import checkpoint
-from nanosora.video import atomic_path
+from nanosora.atomic import atomic_path
 
 
 @dataclass(frozen=True)

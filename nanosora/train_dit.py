@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from nanosora import dist, flow, modeldir, train
-from nanosora.config import to_dict
 from nanosora.dit import DiT, DiTConfig, route_indices
+from nanosora.modelconfig import ModelConfig
 from nanosora.text import pad_tokens
 
 # Frame-mask modes and how often each is drawn: none teaches text to video; first frame,
@@ -153,6 +153,46 @@ def given_weight(frame_mask: torch.Tensor) -> torch.Tensor:
     return (1 - frame_mask)[:, None, :, None, None]
 
 
+def step_seconds(
+    cfg: DiTConfig,
+    source,
+    batch: int,
+    dcfg: DiTTrainConfig,
+    compile: bool,
+    steps: int = 24,
+    warm: int = 8,
+) -> float:
+    """Median seconds of one training step (forward, backward, AdamW) of a fresh transformer
+    on `source`'s batches, as train_dit runs it: for fitting a stage into a time budget. The
+    first `warm` steps (compiling, first touches) are not counted; later steps still meet
+    buckets not seen before, which the median leaves out."""
+    import time
+
+    torch.manual_seed(0)
+    if compile:
+        # dynamo's cache is keyed by DiT.forward's code, shared by all models: start afresh
+        torch._dynamo.reset()
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 16)
+    model = DiT(cfg).to(dist.device())
+    step = torch.compile(model, dynamic=False) if compile else model
+    opt = train.adamw(model.parameters(), train.TrainConfig(steps=1, batch=batch))
+    times = []
+    for i in range(warm + steps):
+        latents, text, mask, _ = source.batch(batch, 0, i, 0)
+        if compile:
+            text, mask = pad_width(text, mask, TEXT_WIDTH_STEP)
+        t0 = time.perf_counter()
+        loss = dit_loss(step, latents, text, mask, source.null_text, (0, i, 0), dcfg)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - t0)
+    counted = sorted(times[warm:])
+    if compile:
+        torch._dynamo.reset()
+    return float(counted[len(counted) // 2])
+
+
 def run_with_ema(
     out: Path,
     model: torch.nn.Module,
@@ -166,14 +206,16 @@ def run_with_ema(
     stop_after: int | None,
 ) -> None:
     """The run every transformer training shares (train_dit, distill): AdamW and train.run,
-    with rank 0 writing the EMA weights as dit.safetensors and `config(step)`'s parts into
-    config.json at every checkpoint, so the run folder is a model directory throughout; the
-    process group is torn down however the run ends."""
+    with rank 0 writing the EMA weights as dit.safetensors and `config(step)` (a ModelConfig,
+    or None for weights alone) as config.json at every checkpoint, so the run folder is a
+    model directory throughout; the process group is torn down however the run ends."""
 
     def on_checkpoint(step: int) -> None:
         if rank == 0:
             modeldir.save_weights(out / "dit.safetensors", ema.shadow)
-            modeldir.update_config(out, **config(step))
+            cfg = config(step)
+            if cfg is not None:
+                modeldir.write_config(out, cfg)
 
     try:
         train.run(
@@ -200,12 +242,13 @@ def train_dit(
     dcfg: DiTTrainConfig = DiTTrainConfig(),
     progress: bool = True,
     stop_after: int | None = None,
-    model_parts: dict | None = None,
+    base: ModelConfig | None = None,
     compile: bool = False,
     fsdp: bool | None = None,
 ) -> DiT:
     """Train on `source` (a cache.LatentCache or anything with its `batch` and `null_text`).
-    `model_parts` (vae config, text encoder name, fps...) go into config.json beside the DiT.
+    `base`: the model's config without its transformer (autoencoder, text, fps, window...);
+    config.json is that with this transformer and its run (without a base: the weights alone).
     `fsdp`: shard with FSDP2 under torchrun (None: for models of 100M parameters or more)."""
     out = Path(out)
     if dcfg.cpu_bf16 and dist.device().type == "cpu":
@@ -234,9 +277,11 @@ def train_dit(
         loss = dit_loss(wrapped, latents, text, mask, null, (tcfg.seed, step, k), dcfg)
         return loss, {}, len(latents) * world
 
-    def config(step: int) -> dict:
+    def config(step: int) -> ModelConfig | None:
+        if base is None:
+            return None
         run = {"step": step, **dataclasses.asdict(tcfg), "objective": dataclasses.asdict(dcfg)}
-        return {"dit": to_dict(cfg), "dit_train": run, **(model_parts or {})}
+        return dataclasses.replace(base, dit=cfg, training=base.training | {"dit_train": run})
 
     run_with_ema(out, model, wrapped, ema, tcfg, loss_fn, config, rank, progress, stop_after)
     return model

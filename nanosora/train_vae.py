@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from nanosora import data, dist, modeldir, train
-from nanosora.config import VAEConfig, to_dict
+from nanosora import data, dist, modelconfig, modeldir, train
+from nanosora.config import VAEConfig
 from nanosora.metrics import ssim
 from nanosora.vae import VideoVAE
 
@@ -95,7 +95,7 @@ def train_vae(
         final = dataclasses.replace(cfg, shift=shift, scale=scale)
         modeldir.save_weights(out / "vae.safetensors", vae)
         run = {"step": step, **dataclasses.asdict(tcfg), "cpu_bf16": cpu_bf16}
-        modeldir.update_config(out, vae=to_dict(final), vae_train=run)
+        modeldir.write_config(out, modelconfig.build(final, runs={"vae_train": run}, name=out.name))
 
     train.run(
         out, vae, opt, tcfg, loss_fn, on_checkpoint=on_checkpoint, progress=progress, stop_after=stop_after

@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, PngImagePlugin
+
+from nanosora.atomic import atomic_path
 
 VIDEO_EXTS = (".mp4",)
 WRITE_EXTS = (".mp4", ".gif", ".png")
@@ -55,26 +55,6 @@ def _check_frames(frames: np.ndarray) -> np.ndarray:
             f"frames must be a non-empty uint8 array (T, H, W, 3); got {frames.dtype} {frames.shape}"
         )
     return frames
-
-
-@contextmanager
-def atomic_path(path: str | os.PathLike):
-    """Yield a temporary path beside `path`; on success rename it onto `path`, else delete it."""
-    path = Path(path)
-    if not path.parent.exists():
-        raise VideoError(f"{path}: folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        # mkstemp makes the file private (0600); give it the usual permissions for new files
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write(path: str | os.PathLike, frames: np.ndarray, fps: float, metadata: dict | None = None) -> Path:

@@ -36,8 +36,8 @@ def fill_zeros(module: torch.nn.Module, std: float) -> torch.nn.Module:
 def make_tiny_model(out, window: int = 9):
     """A tiny model directory with random weights (the zero-initialised ones too, so that
     samples vary): enough to run every generation mode quickly."""
-    from nanosora import modeldir
-    from nanosora.config import VAE_PRESETS, to_dict
+    from nanosora import modelconfig, modeldir
+    from nanosora.config import VAE_PRESETS
     from nanosora.dit import DIT_PRESETS, DiT
     from nanosora.vae import VideoVAE
 
@@ -45,6 +45,6 @@ def make_tiny_model(out, window: int = 9):
     vae, dit = VideoVAE(VAE_PRESETS["tiny"]), fill_zeros(DiT(DIT_PRESETS["tiny"]), 0.02)
     modeldir.save_weights(out / "vae.safetensors", vae)
     modeldir.save_weights(out / "dit.safetensors", dit)
-    cfg = {"vae": to_dict(VAE_PRESETS["tiny"]), "dit": to_dict(DIT_PRESETS["tiny"])}
-    modeldir.update_config(out, name="tiny", text={"encoder": "minilm"}, fps=8, window=window, **cfg)
+    cfg = modelconfig.build(VAE_PRESETS["tiny"], DIT_PRESETS["tiny"], name="tiny", fps=8, window=window)
+    modeldir.write_config(out, cfg)
     return out

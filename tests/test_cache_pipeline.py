@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -37,9 +38,9 @@ def model_dir(tmp_path_factory):
     lc = cache.LatentCache(root / "cache")
     dcfg = train.TrainConfig(steps=2, batch=2, lr=1e-3, warmup=1, ckpt_every=2)
     out = root / "model"
-    parts = {"vae": modeldir.read_config(root / "vae")["vae"], "text": {"encoder": "minilm"}, "fps": 8}
+    base = dataclasses.replace(modeldir.read_config(root / "vae"), name="tiny")
     cfg = DIT_PRESETS["tiny"]
-    train_dit(out, cfg, dcfg, lc, model_parts=parts, progress=False)
+    train_dit(out, cfg, dcfg, lc, base=base, progress=False)
     (out / "vae.safetensors").write_bytes((root / "vae" / "vae.safetensors").read_bytes())
     return root, vae
 

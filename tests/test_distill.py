@@ -105,7 +105,7 @@ def distilled_dir(tmp_path_factory):
 def test_distilled_model_directory_samples_in_one_pass_per_step(distilled_dir):
     assert (distilled_dir / "vae.safetensors").is_file()
     cfg = modeldir.read_config(distilled_dir)
-    assert cfg["dit"]["guidance_embed"] and cfg["distill_train"]["step"] == 3
+    assert cfg.dit.guidance_embed and cfg.training["distill_train"]["step"] == 3
     model = load(distilled_dir)
     assert model.guidance_passes(8.0) == 1 and model.guidance_passes(8.0, one_pass_guidance=False) == 2
     calls = []

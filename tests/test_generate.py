@@ -255,8 +255,7 @@ def test_cli_batch_writes_every_job(model_dir, tmp_path):
         + json.dumps({"name": "two.gif", "prompt": "a blue square", "seconds": 0, "seed": 2, "steps": 1})
         + "\n"
     )
-    out = tmp_path / "out"
-    out.mkdir()
+    out = tmp_path / "out" / "new"  # made once every job has been checked
     assert cli.main(["generate", "--model", str(model_dir), "--batch", str(jobs), "--out-dir", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["one.mp4", "two.gif"]
     assert video.read_metadata(out / "two.gif")["seed"] == 2
@@ -315,7 +314,7 @@ def test_export_makes_a_half_size_model_that_generates_the_same(model_dir, tmp_p
     assert size(out) < 0.6 * size(model_dir)
     a = load(model_dir).generate("a red circle", seconds=1, **FAST).frames.astype(int)
     shipped = load(out)
-    assert shipped.config["name"] == "mine"
+    assert shipped.config.name == "mine"
     b = shipped.generate("a red circle", seconds=1, **FAST).frames.astype(int)
     assert np.abs(a - b).mean() < 1.0  # float16 storage, float32 compute
     assert cli.main(["export", str(model_dir), str(out)]) == 2  # never over an existing model
@@ -329,3 +328,18 @@ def test_int8_transformer_generates_nearly_the_same(model_dir):
     a = load(model_dir).generate("a red circle", seconds=1, **FAST).frames.astype(int)
     b = q.generate("a red circle", seconds=1, **FAST).frames.astype(int)
     assert a.shape == b.shape and np.abs(a - b).mean() < 8
+
+
+def test_cli_size_is_the_apis_spelling_of_width_and_height(model_dir, tmp_path, capsys):
+    out = tmp_path / "wide.png"
+    args = ["generate", "a red circle", "--model", str(model_dir), "--seconds", "0", "--steps", "1"]
+    assert cli.main([*args, "--size", "48x32", "-o", str(out)]) == 0
+    assert video.read(out).frames.shape[1:3] == (32, 48)
+    assert "(1 frame, 48x32" in capsys.readouterr().out
+    assert cli.main([*args, "--size", "48x32", "--width", "64", "-o", str(out)]) == 2
+    assert "not both" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main([*args, "--size", "48by32", "-o", str(out)])
+    err = capsys.readouterr().err
+    assert err.splitlines()[0].startswith("nanosora generate: error: argument --size")  # the error first
+    assert len(err.splitlines()) == 2 and "--help" in err.splitlines()[1]

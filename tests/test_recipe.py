@@ -22,11 +22,11 @@ def test_tiny_recipe_makes_a_model_and_a_rerun_changes_nothing(tmp_path, monkeyp
     assert exclusions() and sources[0].exclude == exclusions()
     cfg = json.loads((model_dir / "config.json").read_text())
     r = recipe.RECIPES["tiny"]
-    assert cfg["dit_train"]["step"] == r.dit_steps
+    assert cfg["training"]["dit_train"]["step"] == r.dit_steps
     assert cfg["recipe"]["dit_steps"] == r.dit_steps
     # the autoencoder stage runs in bf16 only if the recipe asks and the CPU has it natively
     vae_cfg = modeldir.read_config(tmp_path / "vae")
-    assert vae_cfg["vae_train"]["cpu_bf16"] == (r.vae_cpu_bf16 and dist.cpu_has_bf16())
+    assert vae_cfg.training["vae_train"]["cpu_bf16"] == (r.vae_cpu_bf16 and dist.cpu_has_bf16())
     # the model directory is complete: it loads and generates
     video = load(model_dir).generate("a red circle", frames=1, steps=2, seed=0)
     assert len(video.frames) == 1
@@ -38,3 +38,25 @@ def test_tiny_recipe_makes_a_model_and_a_rerun_changes_nothing(tmp_path, monkeyp
     recipe.run("tiny", tmp_path, progress=False, log=lambda *_: None)
     assert {n: (model_dir / n).read_bytes() for n in names} == weights
     assert (model_dir / "log.jsonl").read_text().count("\n") == log_lines
+
+
+def test_a_time_budget_is_measured_once_and_kept(tmp_path):
+    import dataclasses as dc
+
+    from nanosora.dit import DIT_PRESETS
+    from nanosora.train_dit import DiTTrainConfig
+    from tests.helpers import FakeCache
+
+    r = recipe.RECIPES["tiny"]
+    cfg, src = DIT_PRESETS["tiny"], FakeCache()
+    assert recipe.dit_steps(r, tmp_path, cfg, src, DiTTrainConfig(), False) == r.dit_steps  # no budget
+    budgeted = dc.replace(r, dit_minutes=1e-6, dit_steps=50)
+    assert recipe.dit_steps(budgeted, tmp_path, cfg, src, DiTTrainConfig(), False) == 1  # what fits
+    record = json.loads((tmp_path / "steps.json").read_text())
+    assert record["steps"] == 1 and record["step_seconds"] > 0
+    (tmp_path / "steps.json").write_text(json.dumps({**record, "steps": 7}))
+    # a rerun takes the recorded count, whatever this machine's speed now
+    assert recipe.dit_steps(budgeted, tmp_path, cfg, src, DiTTrainConfig(), False) == 7
+    roomy = dc.replace(r, dit_minutes=1e6, dit_steps=50)
+    (tmp_path / "other").mkdir()
+    assert recipe.dit_steps(roomy, tmp_path / "other", cfg, src, DiTTrainConfig(), False) == 50  # the cap

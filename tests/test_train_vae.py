@@ -36,8 +36,8 @@ def test_run_folder_is_a_model_directory(tmp_path):
     vae = train_vae(tmp_path, VAE_PRESETS["tiny"], tcfg(steps=2), buckets=SMALL, progress=False)
     assert (tmp_path / "loss.png").stat().st_size > 0
     loaded = modeldir.load_vae(tmp_path)
-    cfg = modeldir.read_config(tmp_path)["vae"]
-    assert len(cfg["shift"]) == len(cfg["scale"]) == 4 and all(s > 0 for s in cfg["scale"])
+    cfg = modeldir.read_config(tmp_path).vae
+    assert len(cfg.shift) == len(cfg.scale) == 4 and all(s > 0 for s in cfg.scale)
     x = torch.rand(1, 3, 5, 32, 32) * 2 - 1
     with torch.no_grad():
         mean, _ = vae.encode_dist(x)
@@ -145,7 +145,7 @@ def test_bf16_training_runs_under_autocast_and_is_recorded(tmp_path, monkeypatch
             tmp_path / str(b), VAE_PRESETS["tiny"], tcfg(steps=2), buckets=SMALL, progress=False, cpu_bf16=b
         )
         runs[b] = [r["loss"] for r in train.TrainLog(tmp_path / str(b), 10**9).rows()]
-        assert modeldir.read_config(tmp_path / str(b))["vae_train"]["cpu_bf16"] is b
+        assert modeldir.read_config(tmp_path / str(b)).training["vae_train"]["cpu_bf16"] is b
     assert runs[False] != runs[True]  # bf16 did run
     assert all(abs(x / y - 1) < 0.05 for x, y in zip(runs[True], runs[False], strict=True))
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from nanosora import video
+from nanosora.atomic import WriteError
 
 
 def frames(t=9, h=48, w=64):
@@ -111,5 +112,5 @@ def test_bad_arguments(tmp_path):
         video.write(tmp_path / "a.mp4", frames().astype(np.float32), 8)
     with pytest.raises(ValueError, match="fps"):
         video.write(tmp_path / "a.mp4", frames(), 0)
-    with pytest.raises(video.VideoError, match="does not exist"):
+    with pytest.raises(WriteError, match="nope.*does not exist"):
         video.write(tmp_path / "nope" / "a.mp4", frames(), 8)
