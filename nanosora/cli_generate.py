@@ -180,6 +180,9 @@ def _read_inputs(job: dict, base: Path) -> dict:
                 raise ValueError(f"{shots}: not a readable JSON list of shots ({e})") from None
         if not isinstance(shots, list):
             raise ValueError('shots must be a JSON list like [{"prompt": "...", "seconds": 2}, ...]')
+        from nanosora.model import check_shots
+
+        check_shots(shots, bool(job.get("expand", True)))  # before the model loads
         out["shots"] = shots
     return out
 

@@ -38,8 +38,10 @@ class Case:
     prompt: str
     width: int = 64
     height: int = 64
-    seconds: float = 2.0
+    seconds: float = 2.0  # of each shot, where there are shots
     seed: int = 0
+    # a shot list, generated as shots (one story) and scored as the prompt "A, then cut to B"
+    shots: tuple[str, ...] = ()
 
 
 def _combo(rng, allow_held_out: bool = False) -> tuple[str, str, str]:
@@ -73,6 +75,18 @@ def _three(rng) -> str:
         if c[0] not in {o[0] for o in objs}:
             objs.append(c)
     return " and ".join(_obj(*o) for o in objs)
+
+
+def _story(rng, n_shots: int) -> tuple[str, ...]:
+    """A story of n shots: one object introduced with its size, then named as known ("the ...")
+    doing something else in every later shot; no held-out combination in any shot."""
+    motions = [m for m in SIMPLE_MOTIONS if m not in ("grows", "shrinks")]  # size stays its class
+    while True:
+        c, s, m = _combo(rng)
+        later = [str(x) for x in rng.choice([x for x in motions if x != m], size=n_shots - 1, replace=False)]
+        if m in motions and all((c, s, x) not in HELD_OUT for x in later):
+            size = str(rng.choice(list(spec.SIZES)))
+            return (_obj(c, s, m, size=size), *(f"the {c} {s} {x}" for x in later))
 
 
 def _physics(rng, i: int) -> str:
@@ -151,6 +165,10 @@ def suites(n: int = 16, validation: bool = False) -> dict[str, list[Case]]:
         ]
     # drawn after the older suites, so that their prompts stay as they were
     out["three_objects"] = [Case("three_objects", _three(rng), seed=i) for i in range(n)]
+    out["shots"] = []
+    for i in range(n):
+        story = _story(rng, 2 + i % 2)
+        out["shots"].append(Case("shots", ", then cut to ".join(story), seed=i, shots=story))
     if validation:
         out = {
             name: [dataclasses.replace(c, seed=c.seed + VALIDATION_SEEDS_FROM) for c in cases]
@@ -188,12 +206,15 @@ class WorldReference:
     def __init__(self, vae=None):
         self.vae = vae
 
-    def generate(self, prompt, *, width, height, frames, seed, **_):
+    def generate(self, prompt=None, *, width, height, seed, frames=None, shots=None, **_):
         from nanosora.video import Video
         from nanosora.world.caption import detailed_caption
         from nanosora.world.parse import scene_from_prompt
         from nanosora.world.render import render
 
+        if shots:  # the story as one multi-shot prompt, the length generate would give it
+            prompt = ", then cut to ".join(s["prompt"] for s in shots)
+            frames = 1 + sum(round(s["seconds"] * self.fps) for s in shots)
         secs = (frames - 1) / self.fps
         scene = scene_from_prompt(prompt, np.random.default_rng(seed), aspect=width / height, seconds=secs)
         clip = render(scene, width, height, self.fps, secs)
@@ -240,11 +261,13 @@ def run(
     for c in tqdm(cases, desc="world benchmark", unit="clip", disable=not progress):
         frames = int(round(c.seconds * model.fps)) + 1
         frames = 1 + 4 * round((frames - 1) / 4)
+        what = {"frames": frames, "prompt": c.prompt}
+        if c.shots:
+            what = {"shots": [{"prompt": p, "seconds": c.seconds} for p in c.shots]}
         v = model.generate(
-            c.prompt,
+            **what,
             width=c.width,
             height=c.height,
-            frames=frames,
             steps=steps,
             guidance=guidance,
             guidance_until=guidance_until,

@@ -87,6 +87,26 @@ def frames_for(seconds: float, fps: int) -> int:
     return 1 + 4 * max(0, round((n - 1) / 4))
 
 
+def check_shots(shots, expand: bool = True) -> None:
+    """A shot list as generate takes it, checked before anything is loaded: a non-empty list of
+    {'prompt', 'seconds'} with a prompt each, at most 60 s each and in all, and (when prompts
+    are expanded) no shot naming as known an object no earlier shot introduced."""
+    if not shots or not isinstance(shots, list):
+        raise ValueError("shots must be a non-empty list of {'prompt': ..., 'seconds': ...}")
+    for i, s in enumerate(shots):
+        if not isinstance(s, dict) or not isinstance(s.get("prompt"), str):
+            raise ValueError(f"shot {i + 1} must be {{'prompt': str, 'seconds': number}}, got {s!r}")
+        if not s["prompt"].strip():
+            raise ValueError(f"shot {i + 1} has an empty prompt: every shot says what it shows")
+        secs = s.get("seconds", 2.0)
+        if not isinstance(secs, (int, float)) or not 0 < secs <= MAX_SECONDS:
+            raise ValueError(f"shot {i + 1}: seconds {secs!r} is not valid: use a number in (0, 60]")
+    if sum(float(s.get("seconds", 2.0)) for s in shots) > MAX_SECONDS:
+        raise ValueError(f"the shots last more than {MAX_SECONDS:g} seconds in all")
+    if expand:
+        pipeline.shot_references([s["prompt"] for s in shots])
+
+
 @dataclass
 class Model:
     """A loaded model directory: autoencoder, transformer, text encoder and settings."""
@@ -211,13 +231,17 @@ class Model:
             new = frames_for(secs, fps) if mode in ("text", "image") else int(round(secs * fps))
         captions = []
         if mode == "shots":
+            secs = [float(shot.get("seconds", 2.0)) for shot in shots]
+            prompts = [shot["prompt"] for shot in shots]
+            if expand:  # one story: "the blue square" of shot 2 is shot 1's blue square
+                flatland = self.config.expands_flatland
+                captions = pipeline.expand_shots(prompts, secs, width / height, seed, expand_hook, flatland)
+            else:
+                captions = prompts
             parts = []
-            for i, shot in enumerate(shots):
-                secs = float(shot.get("seconds", 2.0))
-                n = frames_for(secs, fps) - (1 if i else 0)
-                cap, text = caption_of(shot["prompt"], secs, width, height)
-                captions.append(cap)
-                parts.append(fill(Timeline.blank(max(1, n), height, width), text))
+            for i, (cap, s) in enumerate(zip(captions, secs, strict=True)):
+                n = frames_for(s, fps) - (1 if i else 0)
+                parts.append(fill(Timeline.blank(max(1, n), height, width), self.encode_text([cap])))
             out = np.concatenate(parts)
         else:
             cap, text = caption_of(prompt, new / fps, width, height)
@@ -321,16 +345,7 @@ class Model:
             if not 0 <= a["image_frame"] < n:
                 raise ValueError(f"image_frame {a['image_frame']} is not valid: use 0 to {n - 1}")
         if mode == "shots":
-            if not a["shots"]:
-                raise ValueError("shots must be a non-empty list of {'prompt': ..., 'seconds': ...}")
-            for i, s in enumerate(a["shots"]):
-                if not isinstance(s, dict) or not isinstance(s.get("prompt"), str):
-                    raise ValueError(f"shot {i + 1} must be {{'prompt': str, 'seconds': number}}, got {s!r}")
-                secs = s.get("seconds", 2.0)
-                if not isinstance(secs, (int, float)) or not 0 < secs <= MAX_SECONDS:
-                    raise ValueError(f"shot {i + 1}: seconds {secs!r} is not valid: use a number in (0, 60]")
-            if sum(float(s.get("seconds", 2.0)) for s in a["shots"]) > MAX_SECONDS:
-                raise ValueError(f"the shots last more than {MAX_SECONDS:g} seconds in all")
+            check_shots(a["shots"], a["expand"])
         elif not isinstance(a["prompt"], str):
             raise ValueError(f"prompt must be a string, got {type(a['prompt']).__name__}")
         return mode

@@ -44,6 +44,59 @@ def expand_prompt(
     return detailed_caption(scene, seconds)
 
 
+def shot_references(prompts: list[str]) -> None:
+    """Refuse a shot that names an object as known ("the blue square") when no earlier shot
+    named an object of that colour: there is nothing for it to refer to."""
+    import re
+
+    from nanosora.world import spec
+    from nanosora.world.language import normalise
+
+    sizes, colours = "|".join(spec.SIZES), "|".join(spec.COLOURS)
+    known: set[str] = set()
+    for i, p in enumerate(prompts):
+        text = normalise(p)
+        for colour in re.findall(rf"\bthe\s+(?:(?:{sizes})\s+)?({colours})\b", text):
+            if colour not in known:
+                raise ValueError(
+                    f"shot {i + 1} ({p!r}) refers to 'the {colour} ...', but no earlier shot names a "
+                    f"{colour} object: introduce it with 'a {colour} ...' in this or an earlier shot"
+                )
+        known |= set(re.findall(rf"\b({colours})\b", text))
+
+
+def expand_shots(
+    prompts: list[str],
+    seconds: list[float],
+    aspect: float,
+    seed: int,
+    hook: Callable[[str], str] | None = None,
+    flatland: bool = True,
+) -> list[str]:
+    """A shot list read as one story: a detailed caption per shot, in which an object an
+    earlier shot introduced ("the blue square") keeps the size, shape and colour it was given
+    there (the world spec's shots: objects keep them across a cut). Shots the Flatland parser
+    cannot read together are expanded one by one (expand_prompt)."""
+    import dataclasses
+
+    from nanosora.world.caption import detailed_caption
+    from nanosora.world.parse import PromptError, scene_from_prompt
+
+    shot_references(prompts)
+    if flatland and len(prompts) > 1:
+        story = ", then cut to ".join(p.strip().rstrip(".") for p in prompts)
+        try:
+            scene = scene_from_prompt(story, np.random.default_rng(seed), aspect=aspect, seconds=sum(seconds))
+        except (PromptError, ValueError):
+            scene = None
+        if scene is not None and len(scene.shots) == len(prompts):
+            return [
+                detailed_caption(dataclasses.replace(scene, shots=[shot]), secs)
+                for shot, secs in zip(scene.shots, seconds, strict=True)
+            ]
+    return [expand_prompt(p, s, aspect, seed, hook, flatland) for p, s in zip(prompts, seconds, strict=True)]
+
+
 def schedule_for(steps: int, shift: float, strength: float = 1.0) -> list[float]:
     """The sampling times: the shifted schedule, started at `strength` (< 1 for an edit)."""
     if not 0 < strength <= 1:

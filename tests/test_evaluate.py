@@ -32,3 +32,30 @@ def test_ground_truth_is_whole_and_the_figure_is_reported(capsys):
         assert 0 <= r["integrity"] <= 1 and r["integrity"] >= r["rate"]  # a pass includes integrity
     assert res["single"]["integrity"] == 1.0
     assert "whole" in evaluate.table(res).splitlines()[0]
+
+
+def test_shots_suite_names_earlier_objects_and_ground_truth_passes():
+    cases = evaluate.suites(4)["shots"]
+    assert [len(c.shots) for c in cases] == [2, 3, 2, 3]
+    for c in cases:
+        colour_shape = " ".join(c.shots[0].split()[2:4])  # "a <size> <colour> <shape> ..."
+        assert all(s.startswith(f"the {colour_shape} ") for s in c.shots[1:]), c.shots
+    res = evaluate.run(evaluate.WorldReference(), ["shots"], n=4, progress=False)
+    assert res["shots"]["rate"] == 1.0 and res["shots"]["integrity"] == 1.0
+
+
+def test_a_later_shot_must_keep_the_size_it_was_introduced_with():
+    import numpy as np
+
+    from nanosora.world.parse import scene_from_prompt
+    from nanosora.world.render import render
+    from nanosora.world.score import score
+
+    story = "a large blue square stays still, then cut to the blue square bounces"
+    kept = render(scene_from_prompt(story, np.random.default_rng(0), 1.0, 4.0), 64, 64, 8, 4.0)
+    assert score(kept, 8, story).passed
+    shrunk = "a large blue square stays still, then cut to a small blue square bounces"
+    frames = render(scene_from_prompt(shrunk, np.random.default_rng(0), 1.0, 4.0), 64, 64, 8, 4.0)
+    v = score(frames, 8, story)
+    assert not v.passed
+    assert any(c.check == "size" and not c.passed for o in v.objects[1:] for c in o.checks)

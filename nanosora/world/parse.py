@@ -163,10 +163,16 @@ def parse_prompt(text: str) -> PromptSpec:
     if not shots:
         raise _error(text, "it names no object")
     first = {o.colour: o for o in shots[0].objects}
-    for shot in shots[1:]:
+    sizes: dict[str, str] = {}
+    for shot in shots:
         for o in shot.objects:
             if o.colour in first and o.shape != first[o.colour].shape:
                 raise _error(text, f"the {o.colour} object changes shape across a cut")
+            # an object keeps its size across a cut unless the later shot states another
+            # (world-spec.md, shots), so a later shot's unstated size is the earlier one
+            o.size = o.size or sizes.get(o.colour)
+            if o.size:
+                sizes.setdefault(o.colour, o.size)
     return PromptSpec(shots, background, text)
 
 

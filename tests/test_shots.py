@@ -1,0 +1,69 @@
+"""Shot lists read as one story: an object a shot introduces keeps its size, shape and colour
+in later shots that name it as known, and a shot cannot refer to an object never introduced."""
+
+import json
+
+import pytest
+
+from nanosora import cli, pipeline
+from nanosora.model import check_shots, load
+from tests.helpers import make_tiny_model
+
+
+def test_a_later_shot_inherits_the_object_an_earlier_shot_introduced():
+    caps = pipeline.expand_shots(
+        ["a large blue square stays still", "the blue square bounces"], [2.0, 2.0], 1.0, seed=0
+    )
+    assert len(caps) == 2
+    assert "large blue square" in caps[0] and "stays still" in caps[0] and "bounces" not in caps[0]
+    # without the story, "the blue square" alone would be expanded as a medium one
+    assert "large blue square" in caps[1] and "bounces" in caps[1]
+    alone = pipeline.expand_prompt("the blue square bounces", 2.0, 1.0, seed=0)
+    assert "medium blue square" in alone
+
+
+@pytest.mark.parametrize(
+    "shots,message",
+    [
+        (["a red circle stays still", "the blue square bounces"], "shot 2 .* 'the blue"),
+        (["the red circle stays still"], "shot 1 .* no earlier shot names a red object"),
+    ],
+)
+def test_a_reference_to_nothing_is_refused(shots, message):
+    with pytest.raises(ValueError, match=message):
+        check_shots([{"prompt": p} for p in shots])
+    check_shots([{"prompt": p} for p in shots], expand=False)  # prompts used as written: no story
+
+
+@pytest.mark.parametrize(
+    "shots,message",
+    [
+        ([], "non-empty list"),
+        ([{"prompt": "  "}], "empty prompt"),
+        ([{"prompt": "a red circle", "seconds": 61}], "seconds 61"),
+        ([{"prompt": "a red circle", "seconds": 40}, {"prompt": "the red circle", "seconds": 30}], "in all"),
+    ],
+)
+def test_bad_shot_lists_are_refused(shots, message):
+    with pytest.raises(ValueError, match=message):
+        check_shots(shots)
+
+
+def test_generate_keeps_the_shots_in_order(tmp_path):
+    model = load(make_tiny_model(tmp_path))
+    shots = [
+        {"prompt": "a large red circle stays still", "seconds": 1},
+        {"prompt": "the red circle falls", "seconds": 1},
+    ]
+    v = model.generate(shots=shots, steps=1, seed=0)
+    caps = v.metadata["caption"]
+    assert "stays still" in caps[0] and "falls" in caps[1] and "large red circle" in caps[1]
+    flipped = model.generate(shots=[{"prompt": "a large red circle falls", "seconds": 1}, shots[0]], steps=1)
+    assert "falls" in flipped.metadata["caption"][0] and len(v.frames) == len(flipped.frames)
+
+
+def test_cli_refuses_a_dangling_reference_before_loading(tmp_path, capsys):
+    f = tmp_path / "shots.json"
+    f.write_text(json.dumps([{"prompt": "a red circle"}, {"prompt": "the green triangle spins"}]))
+    assert cli.main(["generate", "--shots", str(f), "-o", str(tmp_path / "s.mp4")]) == 2
+    assert "the green" in capsys.readouterr().err and not (tmp_path / "s.mp4").exists()
