@@ -65,8 +65,11 @@ class FlatlandSource:
     """Procedural, endless: every call draws a fresh scene. `exclude` holds out
     colour-shape-motion combinations (the benchmark's held-out compositions)."""
 
-    def __init__(self, exclude=None, fps_choices=(4, 8, 8, 12), window: bool = True):
+    def __init__(self, exclude=None, fps_choices=(4, 8, 8, 12), window: bool = True, objects_p=None):
+        from nanosora.world.sample import OBJECTS_P
+
         self.exclude = exclude
+        self.objects_p = tuple(objects_p or OBJECTS_P)  # how often 1, 2 and 3 objects
         self.fps_choices = fps_choices
         # window=False: the clip is the scene from its start, so the caption describes
         # exactly what is seen (what the transformer needs); window=True cuts a random
@@ -83,7 +86,9 @@ class FlatlandSource:
         # up, objects leaving, later shots) are seen too, not only the first second.
         seconds = float(rng.choice([1.0, 2.0, 3.0])) if self.window else 0.0
         seconds = max(seconds, (bucket.frames - 1) / fps, 1.0 / fps)
-        scene = sample_scene(rng, bucket.width / bucket.height, seconds, self.exclude)
+        scene = sample_scene(
+            rng, bucket.width / bucket.height, seconds, self.exclude, objects_p=self.objects_p
+        )
         frames = render(scene, bucket.width, bucket.height, fps, seconds)
         start = int(rng.integers(0, len(frames) - bucket.frames + 1)) if self.window else 0
         caption = detailed_caption(scene, seconds, rng)
@@ -160,13 +165,14 @@ def fit(frames: np.ndarray, width: int, height: int) -> np.ndarray:
     return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
-def make_source(data: str | None, exclude=None, for_text: bool = False):
+def make_source(data: str | None, exclude=None, for_text: bool = False, objects_p=None):
     """'flatland' (or None) for the built-in world, else a folder of videos. for_text: clips
-    at the model's frame rate whose captions describe exactly what is seen."""
+    at the model's frame rate whose captions describe exactly what is seen. objects_p: how
+    often a Flatland scene holds 1, 2 and 3 objects (None: sample.OBJECTS_P)."""
     if data in (None, "flatland"):
-        return (
-            FlatlandSource(exclude, fps_choices=(8,), window=False) if for_text else FlatlandSource(exclude)
-        )
+        if for_text:
+            return FlatlandSource(exclude, fps_choices=(8,), window=False, objects_p=objects_p)
+        return FlatlandSource(exclude, objects_p=objects_p)
     return FolderSource(data)
 
 

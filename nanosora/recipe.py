@@ -36,6 +36,8 @@ class Recipe:
     cache_shard: int = 1000
     # a token per caption sentence beside the word tokens (text.TextEncoder): one per object
     sentence_tokens: bool = False
+    # how often a cached scene holds 1, 2 and 3 objects
+    objects_p: tuple[float, float, float] = (0.4, 0.35, 0.25)
     dit_preset: str = "default"
     dit_steps: int = 12500
     # A time budget for the transformer stage (None: exactly dit_steps). Step times differ
@@ -124,7 +126,7 @@ def run(name: str, out: str | Path, progress: bool = True, log=print) -> Path:
     t = time.perf_counter()
     log(f"[2/3] latent cache ({r.cache_clips} Flatland clips, held-out combinations left out)")
     vae = modeldir.load_vae(out / "vae")
-    source = data.make_source("flatland", exclude=exclusions(), for_text=True)
+    source = data.make_source("flatland", exclude=exclusions(), for_text=True, objects_p=r.objects_p)
     cache.build(
         out / "cache",
         vae,

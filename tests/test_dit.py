@@ -276,10 +276,21 @@ def test_dit_resume_is_exact(tmp_path):
 
 
 def test_text_dropout_uses_the_empty_prompt():
+    from nanosora.train_dit import noised_batch
+
     cache = FakeCache()
     m = tiny()
     lat, text, mask, _ = cache.batch(2, 0, 0)
-    loss = dit_loss(m, lat, text, mask, cache.null_text, (0, 0, 0), DiTTrainConfig(text_dropout=1.0))
+    null = cache.null_text
+    dropped = noised_batch(m, lat, text, mask, null, (0, 0, 0), DiTTrainConfig(text_dropout=1.0))
+    n = null.shape[0]
+    for row in range(2):  # every prompt replaced by the empty prompt, the rest masked out
+        torch.testing.assert_close(dropped.text[row, :n], null)
+        assert dropped.mask[row, :n].all() and not dropped.mask[row, n:].any()
+        assert not dropped.text[row, n:].any()
+    kept = noised_batch(m, lat, text, mask, null, (0, 0, 0), DiTTrainConfig(text_dropout=0.0))
+    torch.testing.assert_close(kept.text, text)
+    loss = dit_loss(m, lat, text, mask, null, (0, 0, 0), DiTTrainConfig(text_dropout=1.0))
     assert torch.isfinite(loss)
 
 

@@ -82,3 +82,18 @@ def test_camera_pan():
     assert camera_offset("right", np.array([2.0]))[0] == pytest.approx(0.4)
     assert camera_offset("left", np.array([1.0]))[0] == pytest.approx(-0.2)
     assert camera_offset(None, np.array([1.0]))[0] == 0
+
+
+def test_scene_object_counts_follow_objects_p():
+    import numpy as np
+
+    from nanosora.data import make_source
+    from nanosora.world.sample import sample_scene
+
+    rng = np.random.default_rng(0)
+    assert {len(sample_scene(rng, objects_p=(0, 0, 1)).objects) for _ in range(20)} == {3}
+    assert {len(sample_scene(rng, objects_p=(1, 0, 0)).objects) for _ in range(20)} == {1}
+    counts = np.bincount([len(sample_scene(rng).objects) for _ in range(300)], minlength=4)
+    assert counts[1] > counts[2] > counts[3] > 0  # the default: 40%, 35%, 25%
+    src = make_source("flatland", for_text=True, objects_p=(0, 1, 0))
+    assert src.objects_p == (0, 1, 0)

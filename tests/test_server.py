@@ -103,6 +103,18 @@ def test_create_and_poll_download_list_delete_with_the_openai_client(client, tmp
         client.videos.retrieve(second.id)
 
 
+def test_poll_header_and_models_listing(client, server):
+    """client.videos.poll() waits for the openai-poll-after-ms header; /v1/models names the
+    served model and the Sora names it answers to."""
+    v = client.videos.create(prompt="a red circle", size="32x32", seconds="1")
+    raw = client.videos.with_raw_response.retrieve(v.id)
+    assert int(raw.headers["openai-poll-after-ms"]) > 0
+    done = client.videos.poll(v.id)  # no interval given: the header's
+    assert done.status == "completed"
+    ids = [m.id for m in client.models.list()]
+    assert "nanosora-default" in ids and "sora-2" in ids
+
+
 def test_remix_keeps_seed_and_settings(client, server):
     src = client.videos.create_and_poll(
         prompt="a red circle", seconds="1", size="32x32", poll_interval_ms=100, extra_body={"seed": 42}

@@ -89,6 +89,9 @@ def parse_seconds(seconds, default: str = "4", max_s: float = 60.0) -> str:
     return f"{v:g}"
 
 
+POLL_AFTER_MS = 250
+
+
 def create_app(
     get_model,
     data_dir: str | Path,
@@ -160,7 +163,12 @@ def create_app(
                 "request_too_large",
             )
             return JSONResponse(body, 413)
-        return await call_next(request)
+        response = await call_next(request)
+        if path.startswith("/v1/videos"):
+            # how long client.videos.poll() waits before asking again (the SDK's default is 1 s,
+            # several times a default clip's generation here)
+            response.headers["openai-poll-after-ms"] = str(POLL_AFTER_MS)
+        return response
 
     # ---- helpers ---------------------------------------------------------------------------
     def public(job: dict) -> dict:
@@ -355,6 +363,12 @@ def create_app(
         return fields, files, prompt, model, params
 
     # ---- routes ----------------------------------------------------------------------------
+    @app.get("/v1/models")
+    def list_models():
+        """The served model, under its own name and the Sora names it answers to."""
+        data = [{"id": m, "object": "model", "created": 0, "owned_by": "nanosora"} for m in sorted(models)]
+        return {"object": "list", "data": data}
+
     @app.get("/health")
     def health():
         return {"status": "ok", "model": model_name, "queued": store.count("queued"), "running": pool.busy}

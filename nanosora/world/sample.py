@@ -168,18 +168,23 @@ def _sample_shot(
     return Shot(objs, camera)
 
 
+OBJECTS_P = (0.4, 0.35, 0.25)  # scenes of 1, 2 and 3 objects
+
+
 def sample_scene(
     rng: np.random.Generator,
     aspect: float = 1.0,
     seconds: float = 2.0,
     exclude: Exclusions | None = None,
     max_shots: int = 3,
+    objects_p: tuple[float, float, float] = OBJECTS_P,
 ) -> Scene:
     """A random scene: 1-3 objects of distinct colours, any motion, background and camera,
     sometimes a collision, a pass or several shots. `exclude` holds out colour-shape-motion
-    combinations (for evaluation on compositions never seen in training)."""
+    combinations (for evaluation on compositions never seen in training). `objects_p`: how
+    often a scene holds 1, 2 and 3 objects."""
     exclude = exclude or Exclusions()
-    n = int(rng.choice([1, 2, 3], p=[0.4, 0.35, 0.25]))
+    n = int(rng.choice([1, 2, 3], p=list(objects_p)))
     background = str(rng.choice(list(spec.BACKGROUNDS)))
     n_shots = 1 if max_shots == 1 or rng.random() < 0.9 else int(rng.integers(2, max_shots + 1))
     ids = _identities(n, rng)
