@@ -46,6 +46,10 @@ class Recipe:
     # steps, and writes that count down (model/steps.json) so that a rerun resumes the very
     # same schedule.
     dit_minutes: float | None = None
+    # A time budget for the whole recipe (None: none): the transformer stage gets what the
+    # autoencoder and the cache left of it, less a margin for compiling and the last save,
+    # so that the recipe fits on a slower CPU too. dit_minutes, when set, takes precedence.
+    total_minutes: float | None = None
     dit_batch: int = 32
     # 1e-3 rather than 5e-4: on identical batches the training loss was 8-11% lower all through
     # the run, and it passed 53 of 116 benchmark clips against 43 for 13,000 steps at 5e-4
@@ -59,6 +63,10 @@ class Recipe:
     dit_compile: bool = True
     seed: int = 0
 
+
+# minutes a whole-recipe budget keeps back from the transformer: measuring its step time,
+# compiling, and the checkpoints' saves
+MARGIN_MIN = 4.0
 
 RECIPES: dict[str, Recipe] = {
     "default": Recipe(),
@@ -77,24 +85,41 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
-def dit_steps(r: Recipe, model: Path, cfg, source, dit_cfg, compile: bool, log=print) -> int:
-    """The transformer stage's step count: dit_steps, or what fits dit_minutes here, measured
-    once and kept in model/steps.json (a rerun reads it back: the schedule must not move)."""
+def dit_steps(
+    minutes: float | None, cap: int, model: Path, cfg, source, batch: int, dit_cfg, compile: bool, log=print
+) -> int:
+    """The transformer stage's step count: `cap`, or what fits `minutes` here if fewer,
+    measured once and kept in model/steps.json (a rerun reads it back: the schedule must not
+    move)."""
     import json
 
     from nanosora.train_dit import step_seconds
 
-    if r.dit_minutes is None:
-        return r.dit_steps
+    if minutes is None:
+        return cap
     record = model / "steps.json"
     if record.exists():
         return int(json.loads(record.read_text())["steps"])
-    secs = step_seconds(cfg, source, r.dit_batch, dit_cfg, compile)
-    steps = max(1, min(r.dit_steps, int(r.dit_minutes * 60 / secs)))
-    log(f"transformer step {secs:.3f} s here: {steps} steps fit {r.dit_minutes:g} min")
+    secs = step_seconds(cfg, source, batch, dit_cfg, compile)
+    steps = max(1, min(cap, int(minutes * 60 / secs)))
+    log(f"transformer step {secs:.3f} s here: {steps} steps fit {minutes:.1f} min")
     with atomic_path(record) as tmp:
-        tmp.write_text(json.dumps({"steps": steps, "step_seconds": round(secs, 4), "minutes": r.dit_minutes}))
+        tmp.write_text(json.dumps({"steps": steps, "step_seconds": round(secs, 4), "minutes": minutes}))
     return steps
+
+
+def _spent(out: Path, stage: str | None = None, seconds: float = 0.0) -> dict:
+    """Wall time of each stage over every invocation (out/times.json), adding `seconds` to
+    `stage`: what a whole-recipe budget has left for the transformer after a resumed run."""
+    import json
+
+    f = out / "times.json"
+    times = json.loads(f.read_text()) if f.exists() else {}
+    if stage is not None:
+        times[stage] = times.get(stage, 0.0) + seconds
+        with atomic_path(f) as tmp:
+            tmp.write_text(json.dumps(times))
+    return times
 
 
 def run(name: str, out: str | Path, progress: bool = True, log=print) -> Path:
@@ -122,6 +147,7 @@ def run(name: str, out: str | Path, progress: bool = True, log=print) -> Path:
         out / "vae", VAE_PRESETS[r.vae_preset], vcfg, progress=progress, cpu_bf16=r.vae_cpu_bf16 and bf16
     )
     times["vae_s"] = time.perf_counter() - t
+    _spent(out, "vae_s", times["vae_s"])
 
     t = time.perf_counter()
     log(f"[2/3] latent cache ({r.cache_clips} Flatland clips, held-out combinations left out)")
@@ -138,6 +164,7 @@ def run(name: str, out: str | Path, progress: bool = True, log=print) -> Path:
         sentence_tokens=r.sentence_tokens,
     )
     times["cache_s"] = time.perf_counter() - t
+    _spent(out, "cache_s", times["cache_s"])
 
     t = time.perf_counter()
     budget = f"{r.dit_steps} steps" + (f" or {r.dit_minutes:g} min" if r.dit_minutes else "")
@@ -152,7 +179,13 @@ def run(name: str, out: str | Path, progress: bool = True, log=print) -> Path:
     if r.dit_compile and not compile_dit:
         log("no C++ compiler found: the transformer trains uncompiled (about 1.14x slower)")
     dit_cfg = DiTTrainConfig(cpu_bf16=r.dit_cpu_bf16 and bf16)
-    steps = dit_steps(r, model, dcfg, lc, dit_cfg, compile_dit, log)
+    minutes = r.dit_minutes
+    if minutes is None and r.total_minutes is not None:
+        before = _spent(out)
+        minutes = max(
+            1.0, r.total_minutes - (before.get("vae_s", 0) + before.get("cache_s", 0)) / 60 - MARGIN_MIN
+        )
+    steps = dit_steps(minutes, r.dit_steps, model, dcfg, lc, r.dit_batch, dit_cfg, compile_dit, log)
     tcfg = train.TrainConfig(
         steps=steps,
         batch=r.dit_batch,
@@ -180,6 +213,7 @@ def run(name: str, out: str | Path, progress: bool = True, log=print) -> Path:
         compile=compile_dit,
     )
     times["dit_s"] = time.perf_counter() - t
+    _spent(out, "dit_s", times["dit_s"])
     spent = ", ".join(f"{k[:-2]} {v / 60:.1f} min" for k, v in times.items())
     log(f"stage wall times (this invocation): {spent}")
     return model

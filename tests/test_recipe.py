@@ -41,22 +41,24 @@ def test_tiny_recipe_makes_a_model_and_a_rerun_changes_nothing(tmp_path, monkeyp
 
 
 def test_a_time_budget_is_measured_once_and_kept(tmp_path):
-    import dataclasses as dc
-
     from nanosora.dit import DIT_PRESETS
     from nanosora.train_dit import DiTTrainConfig
     from tests.helpers import FakeCache
 
-    r = recipe.RECIPES["tiny"]
-    cfg, src = DIT_PRESETS["tiny"], FakeCache()
-    assert recipe.dit_steps(r, tmp_path, cfg, src, DiTTrainConfig(), False) == r.dit_steps  # no budget
-    budgeted = dc.replace(r, dit_minutes=1e-6, dit_steps=50)
-    assert recipe.dit_steps(budgeted, tmp_path, cfg, src, DiTTrainConfig(), False) == 1  # what fits
+    cfg, src, d = DIT_PRESETS["tiny"], FakeCache(), DiTTrainConfig()
+    assert recipe.dit_steps(None, 20, tmp_path, cfg, src, 2, d, False) == 20  # no budget
+    assert recipe.dit_steps(1e-6, 50, tmp_path, cfg, src, 2, d, False) == 1  # what fits
     record = json.loads((tmp_path / "steps.json").read_text())
     assert record["steps"] == 1 and record["step_seconds"] > 0
     (tmp_path / "steps.json").write_text(json.dumps({**record, "steps": 7}))
     # a rerun takes the recorded count, whatever this machine's speed now
-    assert recipe.dit_steps(budgeted, tmp_path, cfg, src, DiTTrainConfig(), False) == 7
-    roomy = dc.replace(r, dit_minutes=1e6, dit_steps=50)
+    assert recipe.dit_steps(1e-6, 50, tmp_path, cfg, src, 2, d, False) == 7
     (tmp_path / "other").mkdir()
-    assert recipe.dit_steps(roomy, tmp_path / "other", cfg, src, DiTTrainConfig(), False) == 50  # the cap
+    assert recipe.dit_steps(1e6, 50, tmp_path / "other", cfg, src, 2, d, False) == 50  # the cap
+
+
+def test_stage_times_add_up_over_invocations(tmp_path):
+    recipe._spent(tmp_path, "vae_s", 60.0)
+    recipe._spent(tmp_path, "vae_s", 30.0)  # resumed: the stage's time so far
+    recipe._spent(tmp_path, "cache_s", 10.0)
+    assert recipe._spent(tmp_path) == {"vae_s": 90.0, "cache_s": 10.0}
