@@ -175,10 +175,10 @@ def run(
         grad_norm = dist.full(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)).item()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        done = step + 1
         for m in extra_state.values():
             if hasattr(m, "update"):
-                m.update(model)
-        done = step + 1
+                m.update(model, done)
         rate = seen / max(1e-9, time.perf_counter() - t0)
         row = {
             "step": done,

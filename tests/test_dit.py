@@ -459,3 +459,18 @@ def test_a_routed_model_trains_and_resumes_exactly(tmp_path):
     b = train_dit(tmp_path / "b", cfg_r, cfg, cache, progress=False)
     for (k, v), (_, w) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert torch.equal(v, w), k
+
+
+def test_ema_warms_up_with_the_step():
+    from nanosora.train_dit import EMA
+
+    m = torch.nn.Linear(2, 2, bias=False)
+    torch.nn.init.zeros_(m.weight)
+    ema = EMA(m, 0.999)
+    assert ema.decay_at(1) == pytest.approx(2 / 11) and ema.decay_at(100_000) == 0.999
+    with torch.no_grad():
+        m.weight.fill_(1.0)
+    ema.update(m, 1)  # early on the average follows the model closely
+    assert ema.shadow.weight.mean().item() == pytest.approx(1 - 2 / 11)
+    ema.update(m, None)  # no step: the fixed decay
+    assert ema.shadow.weight.mean().item() == pytest.approx(1 - (2 / 11) * 0.999)

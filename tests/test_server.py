@@ -113,6 +113,11 @@ def test_poll_header_and_models_listing(client, server):
     assert done.status == "completed"
     ids = [m.id for m in client.models.list()]
     assert "nanosora-default" in ids and "sora-2" in ids
+    auth = {"Authorization": "Bearer sekrit"}
+    for method, url in (("POST", "/v1/videos/characters"), ("GET", "/v1/videos/characters/char_1")):
+        r = httpx.request(method, server.url + url, headers=auth)
+        assert r.status_code == 501 and r.json()["error"]["code"] == "not_implemented"
+        assert "input_reference" in r.json()["error"]["message"]
 
 
 def test_remix_keeps_seed_and_settings(client, server):

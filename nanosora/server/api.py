@@ -363,6 +363,20 @@ def create_app(
         return fields, files, prompt, model, params
 
     # ---- routes ----------------------------------------------------------------------------
+    # Sora's characters (a person's likeness kept across videos) have no counterpart in a
+    # Flatland model: answered as not implemented, in OpenAI's error shape, so a client sees
+    # why instead of a 404 that looks like a wrong URL. Registered before /v1/videos/{id}.
+    @app.post("/v1/videos/characters")
+    @app.get("/v1/videos/characters/{character_id}")
+    def characters(character_id: str | None = None):
+        raise APIError(
+            501,
+            "characters are not supported by this server: give a reference image as input_reference "
+            "on POST /v1/videos instead",
+            None,
+            "not_implemented",
+        )
+
     @app.get("/v1/models")
     def list_models():
         """The served model, under its own name and the Sora names it answers to."""
