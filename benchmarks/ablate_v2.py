@@ -214,6 +214,9 @@ def main() -> None:
             }
             w = row["world_validation"]
             row["clips_passed"] = sum(r["passed"] for r in w.values())
+            if name not in results:  # trained, but its EMA weights were never judged
+                steps = int(sorted((out / f"run_{name}" / "checkpoints").glob("ckpt-*.pt"))[-1].stem[5:])
+                results[name] = {"what": v.what, "steps": steps, "clips": sum(r["total"] for r in w.values())}
             results[name]["raw"] = row
             print(json.dumps({name: row}), flush=True)
             Path(args.json).write_text(json.dumps(results, indent=2))

@@ -60,5 +60,6 @@ def test_a_model_not_trained_on_flatland_takes_prompts_as_written(tmp_path):
     model = load(folder)
     video = model.generate("a red circle moves right", frames=1, steps=1)
     assert video.metadata["caption"] == "a red circle moves right"  # no Flatland caption
+    (tmp_path / "flat").mkdir()
     flat = load(make_tiny_model(tmp_path / "flat"))
     assert flat.generate("a red circle moves right", frames=1, steps=1).metadata["caption"].startswith("On a")

@@ -43,7 +43,7 @@ def test_run_folder_is_a_model_directory(tmp_path):
         mean, _ = vae.encode_dist(x)
         z = loaded.encode(x)
     # the loaded model normalises with the measured statistics
-    expected = (mean - torch.tensor(cfg["shift"]).view(1, 4, 1, 1, 1)) / torch.tensor(cfg["scale"]).view(
+    expected = (mean - torch.tensor(cfg.shift).view(1, 4, 1, 1, 1)) / torch.tensor(cfg.scale).view(
         1, 4, 1, 1, 1
     )
     torch.testing.assert_close(z, expected, atol=1e-5, rtol=1e-5)
