@@ -191,6 +191,7 @@ def main() -> None:
     ap.add_argument(
         "--raw", action="store_true", help="judge the trained runs' raw final weights (no training)"
     )
+    ap.add_argument("--train-only", action="store_true", help="train and record, judge later with --raw")
     args = ap.parse_args()
 
     from nanosora.cache import LatentCache
@@ -217,6 +218,7 @@ def main() -> None:
             if name not in results:  # trained, but its EMA weights were never judged
                 steps = int(sorted((out / f"run_{name}" / "checkpoints").glob("ckpt-*.pt"))[-1].stem[5:])
                 results[name] = {"what": v.what, "steps": steps, "clips": sum(r["total"] for r in w.values())}
+            results[name].setdefault("clips", sum(r["total"] for r in w.values()))
             results[name]["raw"] = row
             print(json.dumps({name: row}), flush=True)
             Path(args.json).write_text(json.dumps(results, indent=2))
@@ -224,7 +226,9 @@ def main() -> None:
         return
 
     times = {}
-    for rnd in range(1):  # in turns, in one process, before any training
+    # in turns, in one process, before any training (not with --steps: a count given outright,
+    # for example the one an earlier invocation measured for the same budget)
+    for rnd in range(0 if args.steps else 1):
         for name in args.variants:
             v = VARIANTS[name]
             src = loaded[v.sentence_tokens]
@@ -253,21 +257,22 @@ def main() -> None:
             "sentence_tokens": v.sentence_tokens,
             "params": count_params(cfg),
             "tokens_per_clip": 5 * 64 // math.prod(cfg.patch[1:]),
-            "step_s": round(times[name], 4),
+            "step_s": round(times[name], 4) if name in times else None,
             "steps": steps,
             "budget_min": args.minutes,
             "train_wall_min": round(took / 60, 1),
-            "val_loss": val_loss(run, LatentCache(vals[v.sentence_tokens])),
-            "world_validation": world(run, args.n),
         }
-        w = row["world_validation"]
-        row["clips_passed"] = sum(r["passed"] for r in w.values())
-        row["clips"] = sum(r["total"] for r in w.values())
+        if not args.train_only:
+            row["val_loss"] = val_loss(run, LatentCache(vals[v.sentence_tokens]))
+            row["world_validation"] = w = world(run, args.n)
+            row["clips_passed"] = sum(r["passed"] for r in w.values())
+            row["clips"] = sum(r["total"] for r in w.values())
         results[name] = row
         print(json.dumps({name: row}), flush=True)
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=2))
-    print(table(results))
+    if not args.train_only:
+        print(table(results))
 
 
 def table(results: dict) -> str:
