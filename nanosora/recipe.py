@@ -41,8 +41,8 @@ class Recipe:
     dit_preset: str = "default"
     dit_steps: int = 12500
     # A time budget for the transformer stage (None: exactly dit_steps). Step times differ
-    # twofold between CPUs of the same kind (an AMX Xeon against an AVX512-BF16 EPYC): the
-    # stage measures its own step time once, trains min(dit_steps, budget / step time)
+    # widely between CPUs with native bf16 (with AMX or without): the stage measures its
+    # own step time once, trains min(dit_steps, budget / step time)
     # steps, and writes that count down (model/steps.json) so that a rerun resumes the very
     # same schedule.
     dit_minutes: float | None = None
