@@ -81,6 +81,7 @@ def with_sentence_tokens(cache_dir: Path, out: Path) -> Path:
     from safetensors import safe_open
     from safetensors.torch import save_file
 
+    from nanosora.atomic import atomic_path
     from nanosora.cache import _pad_half
     from nanosora.text import TextEncoder
 
@@ -96,8 +97,8 @@ def with_sentence_tokens(cache_dir: Path, out: Path) -> Path:
         t["text"], t["text_mask"] = text, mask
         t["null_text"] = enc.encode_tokens([""])[0].half()
         meta["sentence_tokens"] = "true"
-        save_file(t, str(out / (f.name + ".tmp")), metadata=meta)
-        (out / (f.name + ".tmp")).rename(out / f.name)
+        with atomic_path(out / f.name) as tmp:
+            save_file(t, str(tmp), metadata=meta)
     return out
 
 

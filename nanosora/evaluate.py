@@ -19,7 +19,14 @@ from nanosora.atomic import atomic_path
 from nanosora.config import DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_UNTIL, DEFAULT_STEPS
 from nanosora.world import spec
 from nanosora.world.heldout import HELD_OUT
-from nanosora.world.language import COLOUR_WORDS, SHAPE_WORDS, SIZE_WORDS, motion_phrase, paraphrase
+from nanosora.world.language import (
+    COLOUR_WORDS,
+    SHAPE_WORDS,
+    SIZE_WORDS,
+    join_shots,
+    motion_phrase,
+    paraphrase,
+)
 
 SUITE_SEED = 20261122
 # The validation split: the same suites drawn with another seed, and sampled at other seeds,
@@ -168,7 +175,7 @@ def suites(n: int = 16, validation: bool = False) -> dict[str, list[Case]]:
     out["shots"] = []
     for i in range(n):
         story = _story(rng, 2 + i % 2)
-        out["shots"].append(Case("shots", ", then cut to ".join(story), seed=i, shots=story))
+        out["shots"].append(Case("shots", join_shots(story), seed=i, shots=story))
     if validation:
         out = {
             name: [dataclasses.replace(c, seed=c.seed + VALIDATION_SEEDS_FROM) for c in cases]
@@ -213,7 +220,7 @@ class WorldReference:
         from nanosora.world.render import render
 
         if shots:  # the story as one multi-shot prompt, the length generate would give it
-            prompt = ", then cut to ".join(s["prompt"] for s in shots)
+            prompt = join_shots(s["prompt"] for s in shots)
             frames = 1 + sum(round(s["seconds"] * self.fps) for s in shots)
         secs = (frames - 1) / self.fps
         scene = scene_from_prompt(prompt, np.random.default_rng(seed), aspect=width / height, seconds=secs)

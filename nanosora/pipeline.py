@@ -76,15 +76,16 @@ def expand_shots(
     """A shot list read as one story: a detailed caption per shot, in which an object an
     earlier shot introduced ("the blue square") keeps the size, shape and colour it was given
     there (the world spec's shots: objects keep them across a cut). Shots the Flatland parser
-    cannot read together are expanded one by one (expand_prompt)."""
+    cannot read together are expanded one by one (expand_prompt). The shots are checked
+    first (model.check_shots, which refuses a reference to nothing)."""
     import dataclasses
 
     from nanosora.world.caption import detailed_caption
+    from nanosora.world.language import join_shots
     from nanosora.world.parse import PromptError, scene_from_prompt
 
-    shot_references(prompts)
     if flatland and len(prompts) > 1:
-        story = ", then cut to ".join(p.strip().rstrip(".") for p in prompts)
+        story = join_shots(prompts)
         try:
             scene = scene_from_prompt(story, np.random.default_rng(seed), aspect=aspect, seconds=sum(seconds))
         except (PromptError, ValueError):

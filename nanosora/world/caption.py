@@ -16,6 +16,7 @@ from nanosora.world.language import (
     COLOUR_WORDS,
     SHAPE_WORDS,
     SIZE_WORDS,
+    join_shots,
     motion_phrase,
     paraphrase,
 )
@@ -167,7 +168,7 @@ def short_prompt(
         if shot.camera:
             text += f", the camera pans {shot.camera}"
         shots.append(text)
-    text = ", then cut to ".join(shots)
+    text = join_shots(shots)
     if scene.background != spec.DEFAULT_BACKGROUND or (rng is not None and rng.random() < 0.3):
         bg = f" on a {scene.background} background"
         first_end = len(shots[0]) - (

@@ -105,6 +105,14 @@ def _replacements() -> list[tuple[re.Pattern, str]]:
 _REPLACEMENTS = _replacements()
 
 
+SHOT_JOIN = ", then cut to "
+
+
+def join_shots(prompts) -> str:
+    """Shot prompts as one multi-shot prompt ("A, then cut to B"), the form the parser reads."""
+    return SHOT_JOIN.join(p.strip().rstrip(".") for p in prompts)
+
+
 def normalise(text: str) -> str:
     """Lower-case, tidy punctuation and map every known paraphrase to its canonical words."""
     text = text.lower().replace("\u2019", "'")

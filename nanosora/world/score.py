@@ -145,7 +145,9 @@ def count_blobs(mask: np.ndarray, min_px: int) -> np.ndarray:
     return out
 
 
-def _measure(frames: np.ndarray, bg: np.ndarray, chunk: int = 32) -> dict[str, _Stats]:
+def _measure(frames: np.ndarray, bg: np.ndarray, named: set[str], chunk: int = 32) -> dict[str, _Stats]:
+    """Per-frame statistics of every palette colour; blob counts (for integrity) only for the
+    `named` colours, the only ones that check reads."""
     t, h, w, _ = frames.shape
     # A body needs a quarter of the smallest object Flatland draws (a small shrunk triangle).
     smallest = _AREA_K["triangle"] * (spec.SIZES["small"] * spec.SHRINK_FACTOR * min(h, w)) ** 2
@@ -185,7 +187,8 @@ def _measure(frames: np.ndarray, bg: np.ndarray, chunk: int = 32) -> dict[str, _
             st["box"].append(box)
             st["trail"].append((mine & ~_dilate(body) & (a < _BODY_ALPHA) & (a >= 0.2)).sum((1, 2)))
             st["touch"].append((near & bodies & ~body).sum((1, 2)) >= 2)
-            st["blobs"].append(count_blobs(body, min_px) if body.any() else np.zeros(len(body), np.int32))
+            counted = name in named and body.any()
+            st["blobs"].append(count_blobs(body, min_px) if counted else np.zeros(len(body), np.int32))
     return {n: _Stats(**{k: np.concatenate(v) for k, v in cols[n].items()}) for n in _NAMES}
 
 
@@ -221,10 +224,10 @@ def score(frames: np.ndarray, fps: float, prompt: str | PromptSpec) -> Verdict:
         want_bg is None or want_bg == bg_name,
         f"found {bg_name}" + (f", prompt asks for {want_bg}" if want_bg else " (prompt names none)"),
     )
-    stats = _measure(frames, bg)
+    named = {o.colour for s in ps.shots for o in s.objects}
+    stats = _measure(frames, bg, named)
     verdicts: list[ObjectVerdict] = []
     extra_found: list[str] = []
-    named = {o.colour for s in ps.shots for o in s.objects}
     for (f0, f1), shot in zip(_cuts(frames, len(ps.shots), fps), ps.shots, strict=True):
         sub = {
             n: _Stats(**{k: getattr(s, k)[f0:f1] for k in _Stats.__dataclass_fields__})
@@ -525,6 +528,11 @@ def _trail_check(st: _Stats, good: np.ndarray) -> Check:
     )
 
 
+def _missing(st: _Stats, win: np.ndarray, overlap: np.ndarray) -> np.ndarray:
+    """Frames where the object should be in view, is not, and nothing may be hiding it."""
+    return win & ~st.present & ~overlap
+
+
 def _persistence_check(
     st: _Stats,
     win: np.ndarray,
@@ -532,7 +540,7 @@ def _persistence_check(
     clear: np.ndarray,
     motion: str,
 ) -> Check:
-    missing = win & ~st.present & ~overlap
+    missing = _missing(st, win, overlap)
     good = st.present & win
     detail = f"missing in {int(missing.sum())} frames"
     ok = not missing.any()
@@ -558,7 +566,7 @@ def _integrity_check(
     in view, except where another object may hide it."""
     alone = win & st.present & ~overlap
     split = alone & (st.blobs != 1)
-    missing = win & ~st.present & ~overlap
+    missing = _missing(st, win, overlap)
     problems = []
     if split.any():
         problems.append(f"in pieces in {int(split.sum())} frames (up to {int(st.blobs[split].max())})")
