@@ -28,7 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 def measure(preset: str = "default", batch: int = 32) -> dict:
     from nanosora import train
-    from nanosora.dist import cpu_has_bf16
+    from nanosora.device import cpu_has_bf16
     from nanosora.dit import DIT_PRESETS, DiT
     from nanosora.plan import matmul_peak
 

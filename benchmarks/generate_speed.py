@@ -91,7 +91,7 @@ def wan_pipeline(model, steps: int, guidance: float, bf16: bool = False):
 
 
 def measure(model_dir: str | None = None, quick: bool = False, plot: str | None = None) -> dict:
-    from nanosora.dist import cpu_has_bf16
+    from nanosora.device import cpu_has_bf16
     from nanosora.model import load
 
     t = time.perf_counter()

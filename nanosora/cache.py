@@ -183,6 +183,12 @@ class LatentCache:
     def __len__(self) -> int:
         return int(self.sizes.sum())
 
+    def vocabulary(self) -> tuple[str, ...]:
+        """Every word of the cached captions: the model trained on them records it."""
+        from nanosora.vocabulary import of_captions
+
+        return of_captions(c for g in self.groups for c in g.captions)
+
     def batch(self, batch_size: int, seed: int, step: int, rank: int = 0):
         """(latents (B, C, T, h, w), text (B, L, D) float32, mask (B, L), captions)."""
         rng = data.batch_rng(seed, step, rank)

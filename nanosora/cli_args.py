@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-MAX_SECONDS = 60.0
+from nanosora.request import MAX_SECONDS
 
 
 def seconds(text: str) -> float:

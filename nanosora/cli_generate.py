@@ -1,7 +1,7 @@
 """The `generate` command (the parser lives in cli.py): one video, or a batch from JSONL.
 
-A single command and a batch line go through the same request -> Model.generate keyword
-mapping (`job_kwargs`), and every request is checked, inputs read, before the model loads.
+A single command and a batch line become the same request (`job_request`: a
+request.GenerationRequest), every one checked and its inputs read before the model loads.
 """
 
 from __future__ import annotations
@@ -10,9 +10,12 @@ import argparse
 import json
 import re
 import sys
+import warnings
 from pathlib import Path
 
+from nanosora import vocabulary
 from nanosora.config import DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_UNTIL, DEFAULT_STEPS, SAMPLERS
+from nanosora.request import DEFAULT_STRENGTH, MAX_SECONDS, GenerationRequest
 
 EPILOG = """examples:
   nanosora generate "a red circle moves right" -o red.mp4
@@ -75,9 +78,9 @@ def add_generate(sub, side, fps, positive_int) -> None:
     )
     g.add_argument(
         "--seconds",
-        type=_number(float, 0, 60, "seconds"),
+        type=_number(float, 0, MAX_SECONDS, "seconds"),
         default=None,
-        help="duration 0-60 (default 2; 0 = one frame); for --extend/--connect the time added",
+        help=f"duration 0-{MAX_SECONDS:g} (default 2; 0 = one frame); for --extend/--connect the time added",
     )
     g.add_argument("--fps", type=fps, default=None, help="frames per second (default: the model's, 8)")
     g.add_argument("--seed", type=int, default=0, help="random seed: same seed, same video (default 0)")
@@ -144,8 +147,8 @@ def add_generate(sub, side, fps, positive_int) -> None:
         "--strength",
         type=_number(float, 0.01, 1.0, "strength"),
         default=None,
-        help="with --edit: how much may change, 0.01-1 (default 0.6); at or below --guidance-until "
-        "the edit runs unguided (set --guidance-until 0 to guide it)",
+        help=f"with --edit: how much may change, 0.01-1 (default {DEFAULT_STRENGTH:g}); at or below "
+        "--guidance-until the edit runs unguided (set --guidance-until 0 to guide it)",
     )
     modes.add_argument("--shots", metavar="FILE", help='JSON list of shots [{"prompt": ..., "seconds": ...}]')
     modes.add_argument("--batch", metavar="FILE", help="JSONL, one job per line; needs --out-dir")
@@ -180,37 +183,39 @@ def _read_inputs(job: dict, base: Path) -> dict:
                 raise ValueError(f"{shots}: not a readable JSON list of shots ({e})") from None
         if not isinstance(shots, list):
             raise ValueError('shots must be a JSON list like [{"prompt": "...", "seconds": 2}, ...]')
-        from nanosora.model import check_shots
-
-        check_shots(shots, bool(job.get("expand", True)))  # before the model loads
         out["shots"] = shots
     return out
 
 
-def job_kwargs(job: dict, base: Path = Path(".")) -> dict:
-    """A request (a batch line, or the options of one command) -> Model.generate keywords."""
+def job_request(job: dict, base: Path = Path(".")) -> GenerationRequest:
+    """A request as the CLI takes it (a batch line, or the options of one command), its files
+    read and every value checked, before any model is loaded."""
     unknown = set(job) - JOB_KEYS
     if unknown:
         raise ValueError(f"unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(JOB_KEYS))}")
-    kw = {k: job[k] for k in ("width", "height", "seconds", "fps", "seed", "steps", "guidance") if k in job}
-    more = ("negative_prompt", "image_frame", "cond_guidance", "guidance_until", "sampler")
-    kw.update({k: job[k] for k in more if k in job})
-    kw["prompt"] = job.get("prompt") or ""
-    kw["expand"] = bool(job.get("expand", True))
-    kw["loop"] = bool(job.get("loop", False))
-    kw["one_pass_guidance"] = not job.get("two_pass_guidance", False)
-    if job.get("extend") is not None:
-        kw["extend"] = "backward" if job.get("backward") else "forward"
-    if job.get("edit") is not None:
-        kw["strength"] = job.get("strength") if job.get("strength") is not None else 0.6
-    elif job.get("strength") is not None:
+    if not job.get("prompt") and job.get("shots") is None:
+        raise ValueError("a prompt is needed (or shots)")
+    if job.get("strength") is not None and job.get("edit") is None:
         raise ValueError("strength goes with edit (a video to remake)")
     if job.get("backward") and job.get("extend") is None:
         raise ValueError("backward goes with extend (a video to continue)")
+    same = ("width", "height", "seconds", "fps", "seed", "steps", "guidance", "negative_prompt")
+    kw = {k: job[k] for k in same + ("image_frame", "cond_guidance", "guidance_until", "sampler") if k in job}
+    kw.update(
+        prompt=job.get("prompt") or "",
+        expand=bool(job.get("expand", True)),
+        loop=bool(job.get("loop", False)),
+        one_pass_guidance=not job.get("two_pass_guidance", False),
+    )
+    if job.get("extend") is not None:
+        kw["extend"] = "backward" if job.get("backward") else "forward"
+    if job.get("edit") is not None:
+        kw["strength"] = job["strength"] if job.get("strength") is not None else DEFAULT_STRENGTH
     kw.update(_read_inputs(job, base))
-    if not kw["prompt"] and "shots" not in kw:
-        raise ValueError("a prompt is needed (or shots)")
-    return kw
+    try:
+        return GenerationRequest.from_kwargs(**kw)
+    except TypeError as e:  # a value of the wrong type in a batch line
+        raise ValueError(str(e)) from None
 
 
 def _size(side):
@@ -258,8 +263,8 @@ def _args_job(args: argparse.Namespace) -> dict:
     return {k: v for k, v in job.items() if v is not None}
 
 
-def read_batch(path: str | Path) -> list[tuple[str, dict]]:
-    """Every line of a batch file checked and its inputs read: [(output name, kwargs)]."""
+def read_batch(path: str | Path) -> list[tuple[str, GenerationRequest]]:
+    """Every line of a batch file checked and its inputs read: [(output name, request)]."""
     path = Path(path)
     try:
         lines = path.read_text().splitlines()
@@ -287,7 +292,7 @@ def read_batch(path: str | Path) -> list[tuple[str, dict]]:
             raise ValueError(f"{path} line {i}: name {name!r} is used twice")
         names.add(name)
         try:
-            jobs.append((name, job_kwargs(job, path.parent)))
+            jobs.append((name, job_request(job, path.parent)))
         except ValueError as e:
             raise ValueError(f"{path} line {i}: {e}") from None
     if not jobs:
@@ -313,11 +318,18 @@ def cmd_generate(args: argparse.Namespace) -> int:
         if not args.output:
             raise ValueError("-o/--output is required (or --batch FILE --out-dir DIR)")
         check_output(args.output)
-        jobs = [
-            (Path(args.output) if not args.output.endswith("/") else args.output, job_kwargs(_args_job(args)))
-        ]
+        out = Path(args.output) if not args.output.endswith("/") else args.output
+        jobs = [(out, job_request(_args_job(args)))]
     model = load(args.model, int8=args.int8, compile=args.compile, bf16=args.bf16)
-    for out, kw in tqdm(jobs, desc="jobs", unit="video", disable=len(jobs) == 1 or None):
+    # said once per job, before its sampling starts, rather than as a Python warning after it
+    warnings.simplefilter("ignore", vocabulary.UnknownWordsWarning)
+    for out, req in tqdm(jobs, desc="jobs", unit="video", disable=len(jobs) == 1 or None):
+        unknown = model.unknown_words(req.prompts)
+        if unknown:
+            print(
+                f"warning: {out if len(jobs) > 1 else 'prompt'}: {vocabulary.message(unknown)}",
+                file=sys.stderr,
+            )
         bar = tqdm(desc="sampling", unit="step", disable=None, leave=len(jobs) == 1)
 
         def step(i, n, x, bar=bar):
@@ -325,7 +337,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
                 bar.reset(total=n)
             bar.update(i - bar.n)
 
-        video = model.generate(**kw, callback=step)
+        video = model.run(req, callback=step)
         bar.close()
         path = video.save(out)
         caption = video.metadata["caption"]

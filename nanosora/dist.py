@@ -8,7 +8,6 @@ here with 2 processes), nccl on CUDA.
 from __future__ import annotations
 
 import os
-import shutil
 
 import torch
 import torch.distributed as tdist
@@ -24,88 +23,6 @@ def setup() -> tuple[int, int]:
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         tdist.init_process_group(backend)
     return rank, world
-
-
-def device() -> torch.device:
-    """cuda (this rank's GPU under torchrun), else mps, else cpu."""
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU multiplies bf16 matrices natively (AVX512-BF16 or AMX); elsewhere
-    torch emulates bf16 on the CPU, which is slower than fp32. (torch exposes the test only
-    as private functions; a torch without them counts as no.)"""
-    return any(
-        getattr(torch.cpu, f, lambda: False)()
-        for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    )
-
-
-def check_cpu_bf16() -> None:
-    if not cpu_has_bf16():
-        raise ValueError(
-            "bf16 was asked for, but this CPU has no native bf16 (AVX512-BF16 or AMX), so it "
-            "would be slower than fp32: leave it off (or use int8 for generation)"
-        )
-
-
-def can_compile(dev: torch.device) -> bool:
-    """Whether torch.compile can build kernels for `dev`. On CPU its inductor backend writes
-    C++ and needs a compiler ($CXX, or c++ / g++ / clang++ on the PATH)."""
-    if dev.type != "cpu":
-        return True
-    names = [os.environ.get("CXX", ""), "c++", "g++", "clang++"]
-    return any(n and shutil.which(n) for n in names)
-
-
-def check_compile(dev: torch.device) -> None:
-    if not can_compile(dev):
-        raise ValueError(
-            "--compile needs a C++ compiler for CPU kernels (set $CXX, or install g++ or "
-            "clang++); without --compile the same training runs uncompiled"
-        )
-
-
-def autocast(dev: torch.device, cpu_bf16: bool = False):
-    """bf16 autocast where the device supports it; fp32 on CPU (the project's default: exact,
-    and the only fast choice on most CPUs) unless `cpu_bf16` asks for bf16 there."""
-    import contextlib
-
-    if dev.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    if dev.type == "cpu" and cpu_bf16:
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-class CPUBF16(torch.nn.Module):
-    """A transformer whose calls run under CPU bf16 autocast: the matrix multiplies in bf16
-    (about 4x the fp32 matmul peak on this project's AVX512-BF16 machine), weights, norms and
-    outputs in fp32.
-    Everything else (cfg, grid, ...) is the wrapped model's."""
-
-    def __init__(self, inner: torch.nn.Module):
-        check_cpu_bf16()
-        super().__init__()
-        self.inner = inner
-
-    def __getattr__(self, name):
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            return getattr(self.inner, name)
-
-    def text_context(self, *args, **kwargs):
-        with autocast(torch.device("cpu"), cpu_bf16=True):
-            return self.inner.text_context(*args, **kwargs)
-
-    def forward(self, *args, **kwargs):
-        with autocast(torch.device("cpu"), cpu_bf16=True):
-            return self.inner(*args, **kwargs).float()
 
 
 FSDP_MIN_PARAMS = 100_000_000  # from here on (the base and large presets) shard by default

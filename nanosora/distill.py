@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nanosora import dist, flow, modeldir, train
+from nanosora import device, dist, flow, modeldir, train
 from nanosora.config import DEFAULT_GUIDANCE
 from nanosora.dit import GUIDANCE_RANGE, DiT
 from nanosora.modelconfig import ModelConfig
@@ -71,7 +71,7 @@ def distill_loss(student, teacher, latents, text, mask, null_text, step_seed, cf
     txt = pad_tokens(bt.text, length)
     msk = pad_tokens(bt.mask, length)
     e_txt, e_msk = (v.to(dev) for v in empty_prompts(null_text, b, length))
-    with torch.no_grad(), dist.autocast(dev, cfg.cpu_bf16):
+    with torch.no_grad(), device.autocast(dev, cfg.cpu_bf16):
         v = teacher(
             bt.x_t.repeat(2, 1, 1, 1, 1),
             bt.t.repeat(2),
@@ -82,7 +82,7 @@ def distill_loss(student, teacher, latents, text, mask, null_text, step_seed, cf
         ).float()
     v_text, v_empty = v.chunk(2)
     target = v_empty + g[:, None, None, None, None] * (v_text - v_empty)
-    with dist.autocast(dev, cfg.cpu_bf16):
+    with device.autocast(dev, cfg.cpu_bf16):
         pred = student(bt.x_t, bt.t, bt.text, bt.mask, cond=bt.cond, frame_mask=bt.frame_mask, guidance=g)
     return flow.velocity_loss(pred, target, given_weight(bt.frame_mask))
 
@@ -110,8 +110,8 @@ def train_distill(
     cache, as for train_dit) into `out`, which is a complete model directory (the teacher's
     autoencoder and config, the student's EMA weights) at every checkpoint."""
     out, teacher_dir = Path(out), Path(teacher_dir)
-    if dcfg.cpu_bf16 and dist.device().type == "cpu":
-        dist.check_cpu_bf16()
+    if dcfg.cpu_bf16 and device.device().type == "cpu":
+        device.check_cpu_bf16()
     config = modeldir.read_config(teacher_dir)
     teacher = modeldir.load_dit(teacher_dir).requires_grad_(False)
     if source.latent_channels != teacher.cfg.latent_channels or source.text_dim != teacher.cfg.text_dim:
@@ -121,8 +121,8 @@ def train_distill(
         )
     rank, world = dist.setup()
     torch.manual_seed(tcfg.seed)
-    student = student_of(teacher).to(dist.device())
-    teacher = teacher.to(dist.device())
+    student = student_of(teacher).to(device.device())
+    teacher = teacher.to(device.device())
     ema = EMA(student, dcfg.ema)
     wrapped = dist.wrap(student, False)
     out.mkdir(parents=True, exist_ok=True)

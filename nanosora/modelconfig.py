@@ -1,7 +1,8 @@
 """A model directory's config.json as one typed value, read strictly.
 
     {"format": 1, "name": ..., "vae": {...}, "dit": {...}, "text": {...}, "fps": 8,
-     "window": 17, "trained_on": "flatland", "recipe": {...}, "training": {...}}
+     "window": 17, "trained_on": "flatland", "recipe": {...}, "training": {...},
+     "vocabulary": [...]}
 
 `build` is the one place a config is made (training, the recipe, distillation, export and
 the tests call it); `from_json` is the one place it is read back: a missing section or an
@@ -45,6 +46,8 @@ class ModelConfig:
     recipe: dict | None = None  # the recipe that made it (recipe.Recipe), if one did
     training: dict = field(default_factory=dict)  # run records by name (RUN_RECORDS)
     trained_steps: int | None = None  # set when exported from a chosen checkpoint
+    # every word of its training captions (vocabulary.py): what a prompt may talk about
+    vocabulary: tuple[str, ...] = ()
 
     @property
     def expands_flatland(self) -> bool:
@@ -66,6 +69,8 @@ class ModelConfig:
             out["training"] = self.training
         if self.trained_steps is not None:
             out["trained_steps"] = self.trained_steps
+        if self.vocabulary:
+            out["vocabulary"] = list(self.vocabulary)
         return out
 
 
@@ -110,6 +115,10 @@ def from_json(d: dict, where: str = "config.json") -> ModelConfig:
     # run folders keep each record at the top level while training; exported ones in "training"
     runs = dict(d.get("training", {})) | {k: d[k] for k in RUN_RECORDS if k in d}
     rest = {k: d[k] for k in ("name", "fps", "window", "trained_on", "recipe", "trained_steps") if k in d}
+    vocab = d.get("vocabulary", [])
+    if not isinstance(vocab, list) or not all(isinstance(w, str) for w in vocab):
+        raise ValueError(f"{where}: 'vocabulary' must be a list of words")
+    rest["vocabulary"] = tuple(vocab)
     cfg = ModelConfig(vae=vae, dit=dit, text=text, training=runs, **rest)
     if (
         not isinstance(cfg.fps, int)

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from nanosora import cache, data, dist, modeldir, train
+from nanosora import cache, data, device, modeldir, train
 from nanosora.atomic import atomic_path
 from nanosora.config import VAE_PRESETS, to_dict
 from nanosora.dit import DIT_PRESETS
@@ -26,19 +26,22 @@ from nanosora.dit import DIT_PRESETS
 @dataclass(frozen=True)
 class Recipe:
     vae_preset: str = "default"
-    vae_steps: int = 8000
+    # 6,000 rather than 8,000: on a CPU without AMX the transformer needs the minutes more
+    # (the world model v2's finer tokens make each of its steps dearer)
+    vae_steps: int = 6000
     vae_batch: int = 8
     vae_lr: float = 1e-3
-    # bf16 autocast for the autoencoder's convolutions (where the CPU has native bf16): 1.77x
-    # its training throughput for the same held-out PSNR (29.65 dB against 29.7 in fp32)
+    # bf16 autocast for the autoencoder's convolutions (where the CPU has native bf16): more
+    # steps a minute for the same held-out PSNR (docs/measurements.md)
     vae_cpu_bf16: bool = True
     cache_clips: int = 8000
     cache_shard: int = 1000
     # a token per caption sentence beside the word tokens (text.TextEncoder): one per object
-    sentence_tokens: bool = False
+    sentence_tokens: bool = True
     # how often a cached scene holds 1, 2 and 3 objects
     objects_p: tuple[float, float, float] = (0.4, 0.35, 0.25)
     dit_preset: str = "default"
+    # the most steps the transformer takes; with a time budget, what fits it decides
     dit_steps: int = 12500
     # A time budget for the transformer stage (None: exactly dit_steps). Step times differ
     # widely between CPUs with native bf16 (with AMX or without): the stage measures its
@@ -49,17 +52,17 @@ class Recipe:
     # A time budget for the whole recipe (None: none): the transformer stage gets what the
     # autoencoder and the cache left of it, less a margin for compiling and the last save,
     # so that the recipe fits on a slower CPU too. dit_minutes, when set, takes precedence.
-    total_minutes: float | None = None
+    # within two hours with room to spare for measuring the step time and compiling
+    total_minutes: float | None = 108.0
     dit_batch: int = 32
-    # 1e-3 rather than 5e-4: on identical batches the training loss was 8-11% lower all through
-    # the run, and it passed 53 of 116 benchmark clips against 43 for 13,000 steps at 5e-4
+    # 1e-3 rather than 5e-4: lower training loss on identical batches all through the run, and
+    # more validation clips passed (docs/measurements.md)
     dit_lr: float = 1e-3
     # bf16 autocast for the transformer where the CPU multiplies bf16 natively (AVX512-BF16 or
-    # AMX: 2.2-2.4x a training step on the reference machine, which with compiling is what fits
-    # its 12,500 steps in the 2 hours there: 103 min in all); fp32 on any other CPU
+    # AMX: about twice the steps a minute); fp32 on any other CPU, where bf16 is emulated
     dit_cpu_bf16: bool = True
-    # torch.compile for the transformer's training step: 1.14x the samples per second of
-    # eager bf16 here (fused elementwise work), for about 2 minutes of compiling at the start
+    # torch.compile for the transformer's training step: fused elementwise work, for a minute
+    # or two of compiling at the start
     dit_compile: bool = True
     seed: int = 0
 
@@ -81,6 +84,8 @@ RECIPES: dict[str, Recipe] = {
         dit_steps=20,
         dit_batch=4,
         dit_compile=False,  # compiling would take longer than the tiny run itself
+        sentence_tokens=False,
+        total_minutes=None,
     ),
 }
 
@@ -142,7 +147,7 @@ def run(name: str, out: str | Path, progress: bool = True, log=print) -> Path:
         ckpt_every=max(1, min(250, r.vae_steps)),
         seed=r.seed,
     )
-    bf16 = dist.cpu_has_bf16()
+    bf16 = device.cpu_has_bf16()
     train_vae(
         out / "vae", VAE_PRESETS[r.vae_preset], vcfg, progress=progress, cpu_bf16=r.vae_cpu_bf16 and bf16
     )
@@ -175,7 +180,7 @@ def run(name: str, out: str | Path, progress: bool = True, log=print) -> Path:
     model = out / "model"
     model.mkdir(exist_ok=True)
     shutil.copyfile(out / "vae" / "vae.safetensors", model / "vae.safetensors")
-    compile_dit = r.dit_compile and dist.can_compile(dist.device())
+    compile_dit = r.dit_compile and device.can_compile(device.device())
     if r.dit_compile and not compile_dit:
         log("no C++ compiler found: the transformer trains uncompiled (about 1.14x slower)")
     dit_cfg = DiTTrainConfig(cpu_bf16=r.dit_cpu_bf16 and bf16)

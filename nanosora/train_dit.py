@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from nanosora import dist, flow, modeldir, train
+from nanosora import device, dist, flow, modeldir, train
 from nanosora.dit import DiT, DiTConfig, route_indices
 from nanosora.modelconfig import ModelConfig
 from nanosora.text import pad_tokens
@@ -152,7 +152,7 @@ def noised_batch(model, latents, text, mask, null_text, step_seed: tuple[int, in
 def dit_loss(model, latents, text, mask, null_text, step_seed: tuple[int, int, int], cfg: DiTTrainConfig):
     """The flow-matching loss of one micro-batch; randomness from step_seed = (seed, step, k)."""
     bt = noised_batch(model, latents, text, mask, null_text, step_seed, cfg)
-    with dist.autocast(bt.x_t.device, cfg.cpu_bf16):
+    with device.autocast(bt.x_t.device, cfg.cpu_bf16):
         pred = model(bt.x_t, bt.t, bt.text, bt.mask, cond=bt.cond, frame_mask=bt.frame_mask, route=bt.route)
     return flow.velocity_loss(pred, bt.target, given_weight(bt.frame_mask))
 
@@ -173,13 +173,13 @@ def step_seconds(
     batch: int,
     dcfg: DiTTrainConfig,
     compile: bool,
-    steps: int = 24,
-    warm: int = 8,
+    steps: int = 16,
 ) -> float:
-    """Median seconds of one training step (forward, backward, AdamW) of a fresh transformer
+    """Mean seconds of one training step (forward, backward, AdamW) of a fresh transformer
     on `source`'s batches, as train_dit runs it: for fitting a stage into a time budget. The
-    first `warm` steps (compiling, first touches) are not counted; later steps still meet
-    buckets not seen before, which the median leaves out."""
+    same `steps` batches run twice: the first pass compiles a graph for every bucket among
+    them and touches the memory, the second is timed. (A median over one pass undercounts:
+    its cheap image batches and its compiling batches both leave the middle.)"""
     import time
 
     torch.manual_seed(0)
@@ -187,11 +187,11 @@ def step_seconds(
         # dynamo's cache is keyed by DiT.forward's code, shared by all models: start afresh
         torch._dynamo.reset()
         allow_bucket_graphs()
-    model = DiT(cfg).to(dist.device())
+    model = DiT(cfg).to(device.device())
     step = torch.compile(model, dynamic=False) if compile else model
     opt = train.adamw(model.parameters(), train.TrainConfig(steps=1, batch=batch))
     times = []
-    for i in range(warm + steps):
+    for i in list(range(steps)) * 2:
         latents, text, mask, _ = source.batch(batch, 0, i, 0)
         if compile:
             text, mask = pad_width(text, mask, TEXT_WIDTH_STEP)
@@ -201,10 +201,9 @@ def step_seconds(
         opt.step()
         opt.zero_grad(set_to_none=True)
         times.append(time.perf_counter() - t0)
-    counted = sorted(times[warm:])
     if compile:
         torch._dynamo.reset()
-    return float(counted[len(counted) // 2])
+    return float(np.mean(times[steps:]))
 
 
 def run_with_ema(
@@ -265,13 +264,13 @@ def train_dit(
     config.json is that with this transformer and its run (without a base: the weights alone).
     `fsdp`: shard with FSDP2 under torchrun (None: for models of 100M parameters or more)."""
     out = Path(out)
-    if dcfg.cpu_bf16 and dist.device().type == "cpu":
-        dist.check_cpu_bf16()
+    if dcfg.cpu_bf16 and device.device().type == "cpu":
+        device.check_cpu_bf16()
     if compile:
-        dist.check_compile(dist.device())
+        device.check_compile(device.device())
     rank, world = dist.setup()
     torch.manual_seed(tcfg.seed)
-    model = DiT(cfg).to(dist.device())
+    model = DiT(cfg).to(device.device())
     ema = EMA(model, dcfg.ema)
     wrapped = dist.wrap(model, fsdp)
     if compile:
@@ -291,11 +290,16 @@ def train_dit(
         loss = dit_loss(wrapped, latents, text, mask, null, (tcfg.seed, step, k), dcfg)
         return loss, {}, len(latents) * world
 
+    # a cache knows its captions' words; a stream of clips (data.make_source) does not
+    vocab = source.vocabulary() if hasattr(source, "vocabulary") else base.vocabulary if base else ()
+
     def config(step: int) -> ModelConfig | None:
         if base is None:
             return None
         run = {"step": step, **dataclasses.asdict(tcfg), "objective": dataclasses.asdict(dcfg)}
-        return dataclasses.replace(base, dit=cfg, training=base.training | {"dit_train": run})
+        return dataclasses.replace(
+            base, dit=cfg, training=base.training | {"dit_train": run}, vocabulary=vocab
+        )
 
     run_with_ema(out, model, wrapped, ema, tcfg, loss_fn, config, rank, progress, stop_after)
     return model

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from nanosora import data, dist, modelconfig, modeldir, train
+from nanosora import data, device, modelconfig, modeldir, train
 from nanosora.config import VAEConfig
 from nanosora.metrics import ssim
 from nanosora.vae import VideoVAE
@@ -70,7 +70,7 @@ def train_vae(
     a CPU with native bf16; the project's default is fp32 on CPU."""
     out = Path(out)
     if cpu_bf16:
-        dist.check_cpu_bf16()
+        device.check_cpu_bf16()
     source = source or data.FlatlandSource()
     torch.manual_seed(tcfg.seed)
     vae = VideoVAE(cfg)
@@ -79,7 +79,7 @@ def train_vae(
     def loss_fn(step: int, micro: int):
         _, samples = data.batch(source, buckets, tcfg.batch, tcfg.seed, step * tcfg.accum + micro)
         x = data.to_batch(samples)
-        with dist.autocast(torch.device("cpu"), cpu_bf16):
+        with device.autocast(torch.device("cpu"), cpu_bf16):
             y, mean, logvar = vae(x, generator=train.step_generator(tcfg.seed, step * tcfg.accum + micro))
         y, mean, logvar = y.float(), mean.float(), logvar.float()
         l1 = ((y - x).abs() * pixel_weights(x, loss_cfg)).mean()

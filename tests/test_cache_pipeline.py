@@ -157,3 +157,13 @@ def test_world_benchmark_writes_table_json_and_samples(model_dir, tmp_path, caps
     assert [c["size"] for c in saved["wide_tall"]["cases"]] == ["128x64", "64x128"]
     assert (tmp_path / "samples.png").stat().st_size > 0
     assert cli.main(["eval", "--model", str(root / "model"), "--suite", "nope"]) == 2
+
+
+def test_a_model_records_the_words_of_its_training_captions(model_dir):
+    from nanosora import vocabulary
+
+    root, _ = model_dir
+    lc = cache.LatentCache(root / "cache")
+    words = {w for g in lc.groups for c in g.captions for w in vocabulary.words(c)}
+    vocab = modeldir.read_config(root / "model").vocabulary
+    assert set(vocab) == words and list(vocab) == sorted(vocab) and "background" in vocab

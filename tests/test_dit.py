@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from nanosora import dist, flow, pipeline, train
+from nanosora import device, flow, pipeline, train
 from nanosora.dit import (
     DIT_PRESETS,
     DiT,
@@ -301,10 +301,10 @@ def _random_tiny():
     return m
 
 
-@pytest.mark.skipif(not dist.cpu_has_bf16(), reason="this CPU has no native bf16")
+@pytest.mark.skipif(not device.cpu_has_bf16(), reason="this CPU has no native bf16")
 def test_cpu_bf16_runs_the_transformer_in_bf16_and_returns_fp32():
     m = _random_tiny()
-    w = dist.CPUBF16(m)
+    w = device.CPUBF16(m)
     assert w.cfg is m.cfg and w.grid((4, 3, 4, 4)) == m.grid((4, 3, 4, 4))
     g = torch.Generator().manual_seed(0)
     x, t, text = torch.randn(2, 4, 3, 4, 4, generator=g), torch.rand(2, generator=g), torch.randn(2, 5, 384)
@@ -352,7 +352,7 @@ def test_bf16_is_refused_on_a_cpu_without_it(monkeypatch, tmp_path):
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
     with pytest.raises(ValueError, match="no native bf16"):
-        dist.CPUBF16(tiny())
+        device.CPUBF16(tiny())
     cfg = train.TrainConfig(steps=1, batch=2, lr=1e-3, warmup=1, ckpt_every=1)
     with pytest.raises(ValueError, match="no native bf16"):
         train_dit(tmp_path / "r", DIT_PRESETS["tiny"], cfg, FakeCache(), DiTTrainConfig(cpu_bf16=True))
@@ -392,7 +392,7 @@ def test_compiled_training_follows_eager_training(tmp_path):
 def test_compile_without_a_cpp_compiler_is_refused_clearly(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # nothing to run here
     monkeypatch.delenv("CXX", raising=False)
-    assert not dist.can_compile(torch.device("cpu"))
+    assert not device.can_compile(torch.device("cpu"))
     cfg = train.TrainConfig(steps=1, batch=2, lr=1e-3, warmup=1)
     with pytest.raises(ValueError, match="C\\+\\+ compiler"):
         train_dit(tmp_path / "run", DIT_PRESETS["tiny"], cfg, FakeCache(), progress=False, compile=True)
@@ -401,7 +401,7 @@ def test_compile_without_a_cpp_compiler_is_refused_clearly(tmp_path, monkeypatch
     cxx.write_text("#!/bin/sh\n")
     cxx.chmod(0o755)
     monkeypatch.setenv("CXX", "mycxx")
-    assert dist.can_compile(torch.device("cpu"))
+    assert device.can_compile(torch.device("cpu"))
 
 
 def _routed_tiny(keep=0.5):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 
 import pytest
 import torch
@@ -27,7 +28,7 @@ def test_transformer_flops_match_torchs_counter(preset, grid, distilled):
     g = torch.full((b,), 5.0) if distilled else None
     with FlopCounterMode(display=False) as fc, torch.no_grad():
         m(x, torch.rand(b), torch.randn(b, L, cfg.text_dim), torch.ones(b, L, dtype=torch.bool), guidance=g)
-    n = grid[0] * grid[1] // 2 * grid[2] // 2
+    n = math.prod(g // p for g, p in zip(grid, cfg.patch, strict=True))
     # torch's counter leaves out CPU attention kernels; the planner counts them
     attention = b * cfg.depth * (4 * n * n * cfg.dim + 4 * n * L * cfg.dim)
     assert plan.dit_forward_flops(cfg, n, L, b) - attention == pytest.approx(fc.get_total_flops(), rel=0.01)

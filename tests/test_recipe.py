@@ -2,7 +2,7 @@
 
 import json
 
-from nanosora import dist, modeldir, recipe
+from nanosora import device, modeldir, recipe
 from nanosora.model import load
 from nanosora.world.heldout import exclusions
 
@@ -26,7 +26,7 @@ def test_tiny_recipe_makes_a_model_and_a_rerun_changes_nothing(tmp_path, monkeyp
     assert cfg["recipe"]["dit_steps"] == r.dit_steps
     # the autoencoder stage runs in bf16 only if the recipe asks and the CPU has it natively
     vae_cfg = modeldir.read_config(tmp_path / "vae")
-    assert vae_cfg.training["vae_train"]["cpu_bf16"] == (r.vae_cpu_bf16 and dist.cpu_has_bf16())
+    assert vae_cfg.training["vae_train"]["cpu_bf16"] == (r.vae_cpu_bf16 and device.cpu_has_bf16())
     # the model directory is complete: it loads and generates
     video = load(model_dir).generate("a red circle", frames=1, steps=2, seed=0)
     assert len(video.frames) == 1

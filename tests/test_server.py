@@ -16,6 +16,7 @@ import uvicorn
 
 from nanosora import video
 from nanosora.model import load
+from nanosora.request import GenerationRequest, Sampling
 from nanosora.server.api import create_app
 from nanosora.server.store import Store
 from tests.helpers import make_tiny_model
@@ -219,15 +220,10 @@ def test_queue_limit_answers_429_with_retry_after(model, tmp_path):
 
 def test_restart_resumes_queued_and_interrupted_jobs(model, tmp_path):
     store = Store(tmp_path)
-    params = {
-        "prompt": "a red circle",
-        "seed": 1,
-        "steps": 1,
-        "width": 32,
-        "height": 32,
-        "seconds": "1",
-        "mode": "text",
-    }
+    req = GenerationRequest(
+        prompt="a red circle", seed=1, sampling=Sampling(steps=1), width=32, height=32, seconds=1.0
+    )
+    params = req.to_json()
     a = store.create(vid=store.new_id(), model="m", prompt="a", seconds="1", size="32x32", params=params)
     b = store.create(vid=store.new_id(), model="m", prompt="b", seconds="1", size="32x32", params=params)
     assert store.claim()["id"] == a["id"]  # a was running when the process died

@@ -3,10 +3,13 @@ in later shots that name it as known, and a shot cannot refer to an object never
 
 import json
 
+import numpy as np
 import pytest
+import torch
 
 from nanosora import cli, pipeline
-from nanosora.model import check_shots, load
+from nanosora.model import load
+from nanosora.request import shots_of
 from tests.helpers import make_tiny_model
 
 
@@ -31,8 +34,8 @@ def test_a_later_shot_inherits_the_object_an_earlier_shot_introduced():
 )
 def test_a_reference_to_nothing_is_refused(shots, message):
     with pytest.raises(ValueError, match=message):
-        check_shots([{"prompt": p} for p in shots])
-    check_shots([{"prompt": p} for p in shots], expand=False)  # prompts used as written: no story
+        shots_of([{"prompt": p} for p in shots])
+    shots_of([{"prompt": p} for p in shots], expand=False)  # prompts used as written: no story
 
 
 @pytest.mark.parametrize(
@@ -46,7 +49,7 @@ def test_a_reference_to_nothing_is_refused(shots, message):
 )
 def test_bad_shot_lists_are_refused(shots, message):
     with pytest.raises(ValueError, match=message):
-        check_shots(shots)
+        shots_of(shots)
 
 
 def test_generate_keeps_the_shots_in_order(tmp_path):
@@ -60,6 +63,30 @@ def test_generate_keeps_the_shots_in_order(tmp_path):
     assert "stays still" in caps[0] and "falls" in caps[1] and "large red circle" in caps[1]
     flipped = model.generate(shots=[{"prompt": "a large red circle falls", "seconds": 1}, shots[0]], steps=1)
     assert "falls" in flipped.metadata["caption"][0] and len(v.frames) == len(flipped.frames)
+
+
+def test_each_shot_is_drawn_from_its_own_caption_in_order(tmp_path, monkeypatch):
+    """The frames of shot i come from the fill whose text is shot i's caption: a fill stub
+    paints each window with the index of the caption it was given."""
+    model = load(make_tiny_model(tmp_path))
+    texts = []
+
+    def encode(caps):
+        texts.append(caps[0])
+        return torch.full((1, 1, 384), float(len(texts))), torch.ones(1, 1, dtype=torch.bool)
+
+    def fill(vae, dit, tl, text, *a, **k):
+        return np.full(tl.frames.shape, int(text[0][0, 0, 0]), np.uint8)
+
+    monkeypatch.setattr(model, "encode_text", encode)
+    monkeypatch.setattr(pipeline, "fill", fill)
+    shots = [
+        {"prompt": "a red circle stays still", "seconds": 1},
+        {"prompt": "a blue square falls", "seconds": 2},
+    ]
+    v = model.generate(shots=shots, steps=1, expand=False, watermark=False)
+    first, second = texts.index(shots[0]["prompt"]) + 1, texts.index(shots[1]["prompt"]) + 1
+    assert (v.frames[:9] == first).all() and (v.frames[9:] == second).all() and len(v.frames) == 9 + 16
 
 
 def test_cli_refuses_a_dangling_reference_before_loading(tmp_path, capsys):

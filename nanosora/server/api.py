@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import dataclasses
 import io
 import secrets
 import shutil
@@ -30,6 +31,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from nanosora.request import DEFAULT_STRENGTH, MAX_SECONDS, GenerationRequest, Sampling
 from nanosora.server.store import SUFFIX, Store
 
 # Sora's sizes, accepted so that code written for it runs unchanged; each maps to the nearest
@@ -78,15 +80,29 @@ def parse_size(size: str | None) -> tuple[int, int]:
     return w, h
 
 
-def parse_seconds(seconds, default: str = "4", max_s: float = 60.0) -> str:
+def parse_seconds(seconds, default: str = "4") -> str:
+    """Sora's seconds are a string ("4", "8", "12"); any duration above 0 and up to the
+    request's limit is made here."""
     text = str(seconds if seconds is not None else default).strip()
     try:
         v = float(text)
     except ValueError:
         v = -1.0
-    if not 0 < v <= max_s:
-        raise APIError(400, f"seconds {text!r} is not supported: use a number from 1 to {max_s:g}", "seconds")
+    if not 0 < v <= MAX_SECONDS:
+        raise APIError(
+            400,
+            f"seconds {text!r} is not supported: use a number above 0 and at most {MAX_SECONDS:g}",
+            "seconds",
+        )
     return f"{v:g}"
+
+
+def make_request(**fields) -> GenerationRequest:
+    """A job's request, its checks answered as a 400 naming what was wrong."""
+    try:
+        return GenerationRequest(**fields)
+    except ValueError as e:
+        raise APIError(400, str(e)) from None
 
 
 POLL_AFTER_MS = 250
@@ -186,7 +202,15 @@ def create_app(
             "status",
             "error",
         )
-        return {"object": "video", **{k: job[k] for k in keys}}
+        # nanosora's own field beside Sora's: the prompt's words the model never saw in training
+        return {"object": "video", **{k: job[k] for k in keys}, "unknown_words": unknown_words(job["prompt"])}
+
+    def unknown_words(prompt: str) -> list[str]:
+        try:
+            model = get_model()
+        except Exception:  # a model that cannot load fails the job itself (worker.py), said there
+            return []
+        return model.unknown_words(prompt)
 
     def found(vid: str) -> dict:
         job = store.get(vid)
@@ -323,22 +347,22 @@ def create_app(
                 **{"Retry-After": "10"},
             )
 
-    def enqueue(
-        vid, prompt: str, model: str, seconds: str, size: str, params: dict, remixed_from=None
-    ) -> dict:
+    def enqueue(vid, model: str, seconds: str, req: GenerationRequest, remixed_from=None) -> dict:
+        """Store the job (its request as JSON, restored as is by the worker) and wake a worker."""
         job = store.create(
             vid=vid,
             model=model,
-            prompt=prompt,
+            prompt=req.prompt,
             seconds=seconds,
-            size=size,
-            params=params,
+            size=f"{req.width}x{req.height}",
+            params=req.to_json(),
             remixed_from=remixed_from,
         )
         pool.notify()
         return public(job)
 
     def base_params(fields: dict, prompt: str) -> tuple[str, dict]:
+        """The model asked for, and the request fields every route shares."""
         model = fields.get("model") or model_name
         if not isinstance(model, str) or model not in models:
             raise APIError(
@@ -351,11 +375,11 @@ def create_app(
                 raise ValueError
         except (TypeError, ValueError, OverflowError):
             raise APIError(400, "seed must be an integer from 0 to 2**63 - 1", "seed") from None
-        return model, {"prompt": prompt, "seed": seed, "steps": steps}
+        return model, {"prompt": prompt, "seed": seed, "sampling": Sampling(steps=steps)}
 
     async def new_job(request: Request) -> tuple[dict, dict, str, str, dict]:
         """What every job-creating route starts with: room in the queue, the body, its prompt,
-        the model and the base parameters (seed, steps)."""
+        the model and the request fields every route shares (prompt, seed, sampling)."""
         check_queue()
         fields, files = await body_of(request)
         prompt = text_field(fields, "prompt")
@@ -395,12 +419,12 @@ def create_app(
         vid = store.new_id()
         image = await image_input(fields, files, vid)
         loop = str(fields.get("loop", "false")).lower() in ("1", "true", "yes")  # nanosora's own field
-        params.update(
-            width=width, height=height, seconds=seconds, mode="image" if image else "text", loop=loop
+        mode = "loop" if loop else "image" if image else "text"
+        image = str(image) if image else None
+        req = make_request(
+            mode=mode, width=width, height=height, seconds=float(seconds), image=image, **params
         )
-        if image:
-            params["input"] = str(image)
-        return enqueue(vid, prompt, model, seconds, f"{width}x{height}", params)
+        return enqueue(vid, model, seconds, req)
 
     @app.get("/v1/videos")
     def list_videos(after: str | None = None, limit: int = 20, order: str = "desc"):
@@ -458,17 +482,25 @@ def create_app(
             raise APIError(
                 400, f"video {video_id} is {src['status']}, not completed", "video_id", "video_not_ready"
             )
-        params = dict(src["params"], prompt=prompt)
+        try:
+            req = GenerationRequest.from_json(src["params"])
+        except (TypeError, ValueError):
+            raise APIError(
+                400, f"video {video_id} was made by an older server; it cannot be remixed", "video_id"
+            ) from None
         vid = store.new_id()
-        if params.get("input"):
-            old = Path(params["input"])
-            if not old.exists():
-                raise APIError(
-                    400, f"the input of video {video_id} is gone; it cannot be remixed", "video_id"
-                )
-            params["input"] = str(inputs / f"{vid}{old.suffix}")
-            shutil.copyfile(old, params["input"])
-        return enqueue(vid, prompt, src["model"], src["seconds"], src["size"], params, remixed_from=video_id)
+        media = {}
+        for key in ("image", "video"):
+            if getattr(req, key):
+                old = Path(getattr(req, key))
+                if not old.exists():
+                    raise APIError(
+                        400, f"the input of video {video_id} is gone; it cannot be remixed", "video_id"
+                    )
+                media[key] = str(inputs / f"{vid}{old.suffix}")
+                shutil.copyfile(old, media[key])
+        req = dataclasses.replace(req, prompt=prompt, **media)
+        return enqueue(vid, src["model"], src["seconds"], req, remixed_from=video_id)
 
     @app.post("/v1/videos/extensions")
     async def extend(request: Request):
@@ -477,22 +509,26 @@ def create_app(
         vid = store.new_id()
         path, n, width, height = await video_input(fields, files, vid)
         total = f"{(n - 1) / fps + float(add):g}"  # Sora reports the stitched duration
-        params.update(mode="extend", input=str(path), seconds=add, width=width, height=height)
-        return enqueue(vid, prompt, model, total, f"{width}x{height}", params)
+        req = make_request(
+            mode="extend", video=str(path), seconds=float(add), width=width, height=height, **params
+        )
+        return enqueue(vid, model, total, req)
 
     @app.post("/v1/videos/edits")
     async def edit(request: Request):
         fields, files, prompt, model, params = await new_job(request)
         try:
-            strength = float(fields.get("strength", 0.6))
+            strength = float(fields.get("strength", DEFAULT_STRENGTH))
         except (TypeError, ValueError):
             strength = -1.0
         if not 0 < strength <= 1:
             raise APIError(400, "strength must be a number in (0, 1]", "strength")
         vid = store.new_id()
         path, n, width, height = await video_input(fields, files, vid)
-        params.update(mode="edit", input=str(path), strength=strength, width=width, height=height)
-        return enqueue(vid, prompt, model, f"{(n - 1) / fps:g}", f"{width}x{height}", params)
+        req = make_request(
+            mode="edit", video=str(path), strength=strength, width=width, height=height, **params
+        )
+        return enqueue(vid, model, f"{(n - 1) / fps:g}", req)
 
     @app.get("/", response_class=HTMLResponse)
     def studio():

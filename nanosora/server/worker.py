@@ -1,5 +1,5 @@
-"""The worker pool: threads that take the oldest queued job, generate it with the shared
-pipeline (Model.generate, the same call as the CLI's), and write its files atomically."""
+"""The worker pool: threads that take the oldest queued job, restore its request as stored
+and make it with Model.run (the same call as the CLI's), and write its files atomically."""
 
 from __future__ import annotations
 
@@ -8,25 +8,10 @@ import threading
 import traceback
 from collections.abc import Callable
 
+from nanosora.request import GenerationRequest
 from nanosora.server.store import Store
 
 log = logging.getLogger("nanosora.server")
-
-
-def generate_kwargs(params: dict) -> dict:
-    """A stored job's parameters -> Model.generate keywords."""
-    kw = {k: params[k] for k in ("prompt", "width", "height", "seed", "steps", "guidance") if k in params}
-    mode = params.get("mode", "text")
-    if mode == "text" or mode == "image":
-        kw["seconds"] = float(params["seconds"])
-        kw["loop"] = bool(params.get("loop", False))
-    if mode == "image":
-        kw["image"] = params["input"]
-    elif mode == "extend":
-        kw.update(video=params["input"], extend="forward", seconds=float(params["seconds"]))
-    elif mode == "edit":
-        kw.update(video=params["input"], strength=float(params.get("strength", 0.6)))
-    return kw
 
 
 class Workers:
@@ -75,7 +60,7 @@ class Workers:
             def progress(i, n, x):
                 self.store.progress(vid, int(100 * i / max(1, n)))
 
-            out = model.generate(**generate_kwargs(job["params"]), callback=progress)
+            out = model.run(GenerationRequest.from_json(job["params"]), callback=progress)
             out.metadata.update(video_id=vid, created_at=job["created_at"])
             out.save(self.store.path(vid, "video"))  # watermarked and sealed
             vio.write_png(self.store.path(vid, "thumbnail"), out.frames[len(out.frames) // 2], out.metadata)

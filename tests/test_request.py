@@ -1,0 +1,109 @@
+"""The one generation request: its mode follows the arguments, it is checked when made, and it
+survives the server's store (JSON) unchanged."""
+
+import json
+
+import numpy as np
+import pytest
+
+from nanosora.cli_generate import job_request
+from nanosora.request import DEFAULT_STRENGTH, GenerationRequest, Sampling, Shot
+
+CLIP = np.zeros((5, 16, 16, 3), np.uint8)
+
+
+@pytest.mark.parametrize(
+    "kwargs,mode",
+    [
+        (dict(), "text"),
+        (dict(image="a.png"), "image"),
+        (dict(video=CLIP, extend="backward"), "extend"),
+        (dict(video=CLIP, strength=0.3), "edit"),
+        (dict(connect=(CLIP, CLIP)), "connect"),
+        (dict(loop=True), "loop"),
+        (dict(loop=True, image="a.png"), "loop"),
+        (dict(shots=[{"prompt": "a red circle"}]), "shots"),
+    ],
+)
+def test_the_mode_follows_the_arguments(kwargs, mode):
+    assert GenerationRequest.from_kwargs("a red circle moves right", **kwargs).mode == mode
+
+
+def test_keywords_are_gathered_into_the_request():
+    r = GenerationRequest.from_kwargs(
+        "a red circle", video=CLIP, extend="backward", steps=3, guidance=2.0, sampler="heun", seed=7
+    )
+    assert r.direction == "backward" and r.seed == 7
+    assert r.sampling == Sampling(steps=3, guidance=2.0, sampler="heun")
+    assert GenerationRequest.from_kwargs("a", video=CLIP, strength=0.25).strength == 0.25
+    assert GenerationRequest(mode="edit", prompt="a", video="v.mp4").strength == DEFAULT_STRENGTH
+    assert GenerationRequest.from_kwargs("a", shots=[{"prompt": "a red circle"}]).shots == (
+        Shot("a red circle", 2.0),
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(video=CLIP, extend="forward", strength=0.5), "choose one mode, not extend and edit"),
+        (dict(video=CLIP, extend="sideways"), "extend 'sideways' is not valid: use forward or backward"),
+        (dict(video=CLIP, strength=0.0), r"strength 0.0 is not valid: use a number in \(0, 1\]"),
+        (dict(connect=(CLIP,)), "connect takes two videos"),
+        (dict(loop=True, video=CLIP, extend="forward"), "loop works with text or an image, not with extend"),
+        (dict(image="a.png", image_frame=17), "image_frame 17 is not valid: use 0 to 16"),
+        (dict(seconds=61), "seconds 61 is not valid"),
+        (dict(frames=0), "frames 0 is not valid"),
+        (dict(steps=0), "steps 0 is not valid"),
+        (dict(guidance=-1), "guidance -1 is not valid"),
+        (dict(sampler="ddim"), "sampler 'ddim' is not known: use one of euler, heun, ab2"),
+        (dict(shots=[{"prompt": "a red circle", "seconds": 0}]), r"shot 1: seconds 0 is not valid"),
+        (dict(shots=[{"prompt": "a", "length": 2}]), "shot 1 must be"),
+    ],
+)
+def test_bad_requests_are_refused_when_made(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        GenerationRequest.from_kwargs("a red circle", **kwargs)
+
+
+def test_an_explicit_mode_needs_its_inputs_and_no_others():
+    with pytest.raises(ValueError, match="extend needs a video"):
+        GenerationRequest(mode="extend", prompt="a")
+    with pytest.raises(ValueError, match="video does not go with the text mode"):
+        GenerationRequest(mode="text", prompt="a", video="v.mp4")
+    with pytest.raises(ValueError, match="mode 'remix' is not known"):
+        GenerationRequest(mode="remix", prompt="a")
+    with pytest.raises(TypeError, match="unexpected keyword.*colour"):
+        GenerationRequest.from_kwargs("a", colour="red")
+
+
+def test_a_stored_request_comes_back_unchanged():
+    r = GenerationRequest(
+        mode="image",
+        prompt="it moves right",
+        image="in/x.png",
+        image_frame=3,
+        width=128,
+        height=64,
+        seconds=1.5,
+        seed=9,
+        sampling=Sampling(steps=4, guidance_until=0.0, one_pass_guidance=False),
+    )
+    stored = json.loads(json.dumps(r.to_json()))
+    assert GenerationRequest.from_json(stored) == r
+    s = GenerationRequest.from_kwargs("x", shots=[{"prompt": "a red circle", "seconds": 1}, {"prompt": "b"}])
+    assert GenerationRequest.from_json(json.loads(json.dumps(s.to_json()))) == s
+    with pytest.raises(ValueError, match="by path"):
+        GenerationRequest(mode="edit", prompt="a", video=CLIP).to_json()
+    with pytest.raises(ValueError, match="unknown request key.*input"):
+        GenerationRequest.from_json({"prompt": "a", "input": "x.png"})
+
+
+def test_a_batch_line_makes_the_request_the_python_keywords_make(tmp_path):
+    line = {"prompt": "a red circle moves right", "seconds": 3, "seed": 4, "steps": 5, "loop": True}
+    assert job_request(line, tmp_path) == GenerationRequest.from_kwargs(
+        "a red circle moves right", seconds=3, seed=4, steps=5, loop=True
+    )
+    with pytest.raises(ValueError, match="strength goes with edit"):
+        job_request({"prompt": "a", "strength": 0.5})
+    with pytest.raises(ValueError, match="a prompt is needed"):
+        job_request({"seconds": 2})
