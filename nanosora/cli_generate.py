@@ -32,7 +32,8 @@ EPILOG = """examples:
   nanosora generate --batch jobs.jsonl --out-dir out/   (one JSON job per line, model loaded once)
 
 The prompt is expanded into a detailed caption like those the model was trained on
-(printed, and stored in the file's metadata with the seed and every setting).
+(printed, and stored in the file's metadata with the seed and every setting). What a
+Flatland model has words for, and the prompt grammar: docs/prompts.md.
 Outputs: .mp4, .gif, .png (contact sheet), or a folder ending in / (PNG frames)."""
 
 # Keys a batch line may hold, and the option each mirrors.

@@ -243,16 +243,17 @@ class Model:
         }
         if unknown:
             meta["unknown_words"] = unknown
-        if req.watermark:
-            from nanosora import provenance
-
-            out, meta["watermark"] = provenance.embed(out), provenance.MARK
         if ref is not None and mode in ("image", "loop"):
             meta["image_frame"] = req.image_frame
         if mode == "edit":
             meta["strength"] = req.strength
         if mode == "extend":
             meta["extend"] = req.direction
+        if req.watermark:
+            from nanosora import provenance
+
+            meta["watermark"] = provenance.MARK
+            return provenance.SealedVideo(provenance.embed(out), fps, meta)
         return Video(out, fps, meta)
 
     def guidance_passes(self, guidance: float, one_pass_guidance: bool = True) -> int:

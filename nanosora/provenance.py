@@ -19,6 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from nanosora import video as vio
+from nanosora.video import Video
+
 KEY = 0x6E616E6F  # "nano": seeds the chip pattern
 BITS = 32
 MAGIC = np.unpackbits(np.frombuffer(b"sora", np.uint8)).astype(np.int8) * 2 - 1  # 32 bits as +-1
@@ -77,13 +80,18 @@ def content_hash(frames: np.ndarray, manifest: dict) -> str:
     return h.hexdigest()
 
 
-def save(video, path: str | Path) -> Path:
+class SealedVideo(Video):
+    """A generated, watermarked video: saving it writes the file and seals its manifest."""
+
+    def save(self, path: str | Path) -> Path:
+        return save(self, path)
+
+
+def save(video: Video, path: str | Path) -> Path:
     """Write a generated (already watermarked) video and seal it: write, decode what was
     written, hash it, then store the hash in the file's manifest (for mp4 by copying the
     encoded stream into a new container, so the frames a reader decodes are the ones that
     were hashed). A folder of PNG frames carries the manifest unsealed."""
-    from nanosora import video as vio
-
     meta = dict(video.metadata)
     path = vio.write(path, video.frames, video.fps, meta)
     if path.is_dir():
@@ -133,8 +141,6 @@ class Report:
 
 
 def verify(path: str | Path) -> Report:
-    from nanosora import video as vio
-
     v = vio.read(path)
     manifest = vio.read_metadata(path) if Path(path).suffix.lower() == ".png" else v.metadata
     sealed = "content_sha256" in manifest

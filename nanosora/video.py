@@ -38,11 +38,7 @@ class Video:
         return (len(self.frames) - 1) / self.fps if len(self.frames) > 1 else 0.0
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write by extension; a generated (watermarked) video is also sealed (provenance.py)."""
-        if self.metadata.get("watermark"):
-            from nanosora import provenance
-
-            return provenance.save(self, path)
+        """Write by extension (a generated video, provenance.SealedVideo, is also sealed)."""
         return write(path, self.frames, self.fps, self.metadata)
 
 

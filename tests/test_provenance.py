@@ -20,7 +20,7 @@ def clip(prompt="a small blue square bounces on a white background", size=(64, 6
 def marked(prompt="a red circle moves right", size=(64, 64)):
     frames = provenance.embed(clip(prompt, size))
     meta = {"prompt": prompt, "seed": 3, "model": "test", "watermark": provenance.MARK}
-    return video.Video(frames, 8, meta)
+    return provenance.SealedVideo(frames, 8, meta)
 
 
 @pytest.mark.parametrize("prompt", ["a red circle moves right", "a yellow circle stays still",

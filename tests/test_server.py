@@ -244,3 +244,27 @@ def test_a_failed_job_reports_its_error(tmp_path):
         c = openai.OpenAI(base_url=s.url + "/v1", api_key="x", max_retries=0)
         v = c.videos.create_and_poll(prompt="a red circle", poll_interval_ms=100)
         assert v.status == "failed" and "exploded" in v.error.message and v.error.code == "generation_failed"
+
+
+def test_extra_body_fields_of_other_local_servers_reach_the_request(model, tmp_path):
+    app = create_app(lambda: model, tmp_path, start_workers=False)
+    with Server(app) as s:
+        c = openai.OpenAI(base_url=s.url + "/v1", api_key="x", max_retries=0)
+        extra = {
+            "num_inference_steps": 3,
+            "guidance_scale": 2.5,
+            "negative_prompt": "blur",
+            "fps": 4,
+            "seed": 7,
+        }
+        v = c.videos.create(prompt="a red circle", seconds="1", extra_body=extra)
+        req = GenerationRequest.from_json(app.state.store.get(v.id)["params"])
+        assert req.sampling == Sampling(steps=3, guidance=2.5)
+        assert (req.negative_prompt, req.fps, req.seed) == ("blur", 4, 7)
+        bad_values = [("num_inference_steps", 0), ("num_inference_steps", 2.5), ("guidance_scale", "lots"),
+                      ("fps", 31), ("negative_prompt", 5)]  # fmt: skip
+        for name, bad in bad_values:
+            with pytest.raises(openai.BadRequestError) as e:
+                c.videos.create(prompt="a red circle", extra_body={name: bad})
+            assert e.value.body["param"] == name and name in e.value.body["message"]
+        assert len(c.videos.list().data) == 1  # no refused request was stored

@@ -31,13 +31,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from nanosora.config import DEFAULT_GUIDANCE
 from nanosora.request import DEFAULT_STRENGTH, MAX_SECONDS, GenerationRequest, Sampling
 from nanosora.server.store import SUFFIX, Store
+from nanosora.world.spec import MAX_FPS, MIN_FPS
 
 # Sora's sizes, accepted so that code written for it runs unchanged; each maps to the nearest
 # size this model makes with the same orientation (multiples of 16, aspect 1:2 to 2:1).
 SORA_SIZES = {"1280x720": (112, 64), "720x1280": (64, 112), "1792x1024": (112, 64), "1024x1792": (64, 112)}
 MAX_SIDE = 256
+# the most sampling steps a request may ask for: beyond it a job only costs more time
+MAX_STEPS = 100
 MEDIA = {"video": "video/mp4", "thumbnail": "image/png", "spritesheet": "image/png"}
 
 
@@ -375,7 +379,34 @@ def create_app(
                 raise ValueError
         except (TypeError, ValueError, OverflowError):
             raise APIError(400, "seed must be an integer from 0 to 2**63 - 1", "seed") from None
-        return model, {"prompt": prompt, "seed": seed, "sampling": Sampling(steps=steps)}
+        sampling = Sampling(
+            steps=number_field(fields, "num_inference_steps", int, 1, MAX_STEPS, steps),
+            guidance=number_field(fields, "guidance_scale", float, 0, 30, DEFAULT_GUIDANCE),
+        )
+        out = {"prompt": prompt, "seed": seed, "sampling": sampling}
+        negative = text_field(fields, "negative_prompt", required=False)
+        if negative is not None:
+            out["negative_prompt"] = negative
+        if fields.get("fps") is not None:
+            out["fps"] = number_field(fields, "fps", int, MIN_FPS, MAX_FPS, None)
+        return model, out
+
+    def number_field(fields: dict, name: str, kind, lo, hi, default):
+        """A number the local servers that carried the API on accept beside Sora's fields
+        (sent through the SDK's extra_body), in [lo, hi]; a form sends it as text."""
+        v = fields.get(name)
+        if v is None:
+            return default
+        try:
+            x = float(v) if not isinstance(v, bool) else None
+        except (TypeError, ValueError):
+            x = None
+        if x is not None and x == x and kind is int:  # x == x: not NaN
+            x = int(x) if x.is_integer() else None
+        if x is None or not lo <= x <= hi:
+            what = "a whole number" if kind is int else "a number"
+            raise APIError(400, f"{name} {v!r} is not valid: use {what} from {lo:g} to {hi:g}", name)
+        return x
 
     async def new_job(request: Request) -> tuple[dict, dict, str, str, dict]:
         """What every job-creating route starts with: room in the queue, the body, its prompt,
