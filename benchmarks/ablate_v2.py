@@ -67,9 +67,8 @@ VARIANTS = {
 def dit_config(v: Variant, source):
     from nanosora.dit import DIT_PRESETS
 
-    # variants are changes to the first shipped design ("v1"), as round 1 measured them
     base = dataclasses.replace(
-        DIT_PRESETS["v1"], latent_channels=source.latent_channels, text_dim=source.text_dim
+        DIT_PRESETS["default"], latent_channels=source.latent_channels, text_dim=source.text_dim
     )
     return dataclasses.replace(base, **v.dit)
 

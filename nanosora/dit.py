@@ -77,12 +77,12 @@ class DiTConfig:
 
 DIT_PRESETS: dict[str, DiTConfig] = {
     "tiny": DiTConfig(latent_channels=4, dim=64, depth=2, heads=2, text_dim=384),
-    # World model v2 (docs/world-model-v2.md): 1x1 patches on the 8x latent give 8x8 tokens a
-    # 64x64 frame, so an object has several tokens and two that meet need not share one; the
+    # the shipped design: 2x2 patches on the 8x latent (4x4 tokens a 64x64 frame), width 192
+    "default": DiTConfig(flow_shift=3.0),
+    # World model v2's candidate (docs/world-model-v2.md): 1x1 patches give 8x8 tokens a
+    # frame, so an object has several tokens and two that meet need not share one; the
     # narrower width and routing half the tokens past blocks 1-4 in training pay for them
-    "default": DiTConfig(flow_shift=3.0, patch=(1, 1, 1), dim=128, heads=2, route=(1, 5)),
-    # the first shipped design: 2x2 patches (4x4 tokens a frame), width 192
-    "v1": DiTConfig(flow_shift=3.0),
+    "v2": DiTConfig(flow_shift=3.0, patch=(1, 1, 1), dim=128, heads=2, route=(1, 5)),
     # for GPUs; their configs build on the meta device for planning and tests
     "base": DiTConfig(dim=768, depth=8, heads=12),  # about 107M parameters
     "large": DiTConfig(dim=1536, depth=19, heads=16),  # about 1.0B parameters
