@@ -103,7 +103,7 @@ class Model:
         prompt parser maps (its paraphrases), which the expansion turns into caption words."""
         known = set(self.config.vocabulary)
         if self.config.expands_flatland:
-            known |= vocabulary.flatland()
+            known |= vocabulary.parser_words() if known else vocabulary.flatland()
         return frozenset(known)
 
     def unknown_words(self, prompt: str | list[str]) -> list[str]:

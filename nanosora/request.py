@@ -225,8 +225,6 @@ class GenerationRequest:
         mode = chosen[0] if chosen else "text"
         if video is not None and mode not in ("extend", "edit"):
             raise ValueError("a video needs a mode: extend='forward' or 'backward', or strength for an edit")
-        if mode in ("extend", "edit") and video is None:
-            raise ValueError(f"{mode} needs a video")
         if loop:
             if mode not in ("text", "image"):
                 raise ValueError(f"loop works with text or an image, not with {mode}")

@@ -42,14 +42,10 @@ def of_captions(captions: Iterable[str]) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=1)
-def flatland() -> frozenset[str]:
-    """Every word a Flatland caption or prompt may use: the language tables (each synonym the
-    parser maps) and the words of a fixed sample of detailed captions and short prompts."""
-    import numpy as np
-
+def parser_words() -> frozenset[str]:
+    """Every word of the language tables: each synonym the Flatland prompt parser maps to a
+    caption word, so a Flatland model knows it whichever captions it saw."""
     from nanosora.world import language
-    from nanosora.world.caption import detailed_caption, short_prompt
-    from nanosora.world.sample import sample_scene
 
     out: set[str] = set()
     tables = (language.COLOUR_WORDS, language.SHAPE_WORDS, language.SIZE_WORDS, language.BACKGROUND_WORDS)
@@ -59,12 +55,25 @@ def flatland() -> frozenset[str]:
                 out.update(words(phrase.replace("{d}", "")))
     for phrase in language.TRAIL_WORDS:
         out.update(words(phrase))
+    return frozenset(out | {"left", "right", "up", "down", "background"})
+
+
+@lru_cache(maxsize=1)
+def flatland() -> frozenset[str]:
+    """What a Flatland model trained before vocabularies were recorded knows: the parser's
+    words and those of a fixed sample of detailed captions and short prompts. (Sampling
+    takes a while: a model's recorded vocabulary is what generation reads.)"""
+    import numpy as np
+
+    from nanosora.world.caption import detailed_caption, short_prompt
+    from nanosora.world.sample import sample_scene
+
+    out = set(parser_words())
     rng = np.random.default_rng(0)
     for _ in range(200):
         scene = sample_scene(rng, aspect=float(rng.choice([0.5, 1.0, 2.0])))
         out.update(words(detailed_caption(scene, 2.0, rng, p=0.5)))
         out.update(words(short_prompt(scene, rng, p=0.5)))
-    out.update(("left", "right", "up", "down", "background"))
     return frozenset(out)
 
 

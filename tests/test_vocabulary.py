@@ -78,3 +78,10 @@ def test_the_server_gives_the_unknown_words_on_the_video(model, tmp_path):
         assert v["unknown_words"] == ["stylish", "woman", "walks", "tokyo", "street"]
         assert c.get(f"/v1/videos/{v['id']}").json()["unknown_words"] == v["unknown_words"]
         assert c.post("/v1/videos", json={"prompt": "a red circle moves left"}).json()["unknown_words"] == []
+
+
+def test_a_flatland_model_knows_its_recorded_words_and_the_parsers(model, tmp_path):
+    path = make_tiny_model(tmp_path)
+    modeldir.write_config(path, dataclasses.replace(model.config, vocabulary=("red", "circle")))
+    # "crimson ball" is the parser's (mapped to "red circle"); "behind" only a caption's word
+    assert load(path).unknown_words("a crimson ball behind a tree") == ["behind", "tree"]
