@@ -196,11 +196,7 @@ class Model:
             out = np.concatenate(parts)
         else:
             secs = new / fps or 1.0 / fps
-            cap = (
-                pipeline.expand_prompt(req.prompt, secs, width / height, seed, req.expand_hook, flatland)
-                if req.expand
-                else req.prompt
-            )
+            cap = self.caption(req, ref, secs, width / height) if req.expand else req.prompt
             captions = [cap]
             text = self.encode_text([cap])
             if mode == "connect":
@@ -255,6 +251,19 @@ class Model:
             meta["watermark"] = provenance.MARK
             return provenance.SealedVideo(provenance.embed(out), fps, meta)
         return Video(out, fps, meta)
+
+    def caption(self, req: GenerationRequest, ref: np.ndarray | None, seconds: float, aspect: float) -> str:
+        """The detailed caption of a request that is not shots. Given frames are re-captioned
+        (pipeline.expand_given): the image, the clip an extension continues (read at the end
+        it continues from) and the first clip of a connect. An edit's prompt says what to
+        change, so it is expanded on its own."""
+        args = (seconds, aspect, req.seed, req.expand_hook, self.config.expands_flatland)
+        if ref is None or req.mode == "edit":
+            return pipeline.expand_prompt(req.prompt, *args)
+        backward = req.mode == "extend" and req.direction == "backward"
+        # an image placed later than the first frame is where the clip ends, not starts
+        places = not backward and (req.mode not in ("image", "loop") or req.image_frame == 0)
+        return pipeline.expand_given(req.prompt, ref, self.fps, *args, end=not backward, places=places)
 
     def guidance_passes(self, guidance: float, one_pass_guidance: bool = True) -> int:
         """Transformer passes a guided text-to-video step makes: 1 for a guidance-distilled

@@ -44,6 +44,34 @@ def expand_prompt(
     return detailed_caption(scene, seconds)
 
 
+def expand_given(
+    prompt: str,
+    frames: np.ndarray,
+    fps: float,
+    seconds: float,
+    aspect: float,
+    seed: int,
+    hook: Callable[[str], str] | None = None,
+    flatland: bool = True,
+    end: bool = True,
+    places: bool = True,
+) -> str:
+    """expand_prompt for a prompt that comes with frames (an image to animate, a clip to
+    extend or connect): for a Flatland model the frames are read first (world.describe: at
+    their `end` or start) and the prompt's words merged into what they show, so "it moves
+    right" with an image of a yellow circle is captioned as that yellow circle moving right,
+    starting where it is (`places`). A prompt that cannot be merged is expanded as it is."""
+    from nanosora.world.caption import detailed_caption
+    from nanosora.world.describe import read, scene_for
+
+    if flatland:
+        seen = read(frames, fps, end=end)
+        scene = scene_for(prompt, seen, np.random.default_rng(seed), aspect, seconds, places=places)
+        if scene is not None:
+            return detailed_caption(scene, seconds)
+    return expand_prompt(prompt, seconds, aspect, seed, hook, flatland)
+
+
 def shot_references(prompts: list[str]) -> None:
     """Refuse a shot that names an object as known ("the blue square") when no earlier shot
     named an object of that colour: there is nothing for it to refer to."""

@@ -145,7 +145,7 @@ def count_blobs(mask: np.ndarray, min_px: int) -> np.ndarray:
     return out
 
 
-def _measure(frames: np.ndarray, bg: np.ndarray, named: set[str], chunk: int = 32) -> dict[str, _Stats]:
+def measure(frames: np.ndarray, bg: np.ndarray, named: set[str], chunk: int = 32) -> dict[str, _Stats]:
     """Per-frame statistics of every palette colour; blob counts (for integrity) only for the
     `named` colours, the only ones that check reads."""
     t, h, w, _ = frames.shape
@@ -225,7 +225,7 @@ def score(frames: np.ndarray, fps: float, prompt: str | PromptSpec) -> Verdict:
         f"found {bg_name}" + (f", prompt asks for {want_bg}" if want_bg else " (prompt names none)"),
     )
     named = {o.colour for s in ps.shots for o in s.objects}
-    stats = _measure(frames, bg, named)
+    stats = measure(frames, bg, named)
     verdicts: list[ObjectVerdict] = []
     extra_found: list[str] = []
     for (f0, f1), shot in zip(_cuts(frames, len(ps.shots), fps), ps.shots, strict=True):
