@@ -203,6 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if hasattr(args, "threads"):
+            from nanosora import device
+
+            device.use_threads(args.threads)
         return args.func(args)
     except ValueError as e:  # bad input of any kind: a clear message, exit 2
         print(f"nanosora: error: {e}", file=sys.stderr)

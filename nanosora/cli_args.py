@@ -75,3 +75,13 @@ def check_output(path: str) -> None:
             "or a folder ending in / for PNG frames"
         )
     ensure_parent(path if not path.endswith("/") else str(p.parent) + "/x")
+
+
+def add_threads(p) -> None:
+    """--threads for a command that runs the model on the CPU (cli.main applies it)."""
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="CPU threads for the model (default: the cores other processes leave free)",
+    )

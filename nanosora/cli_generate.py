@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 
 from nanosora import vocabulary
+from nanosora.cli_args import add_threads
 from nanosora.config import DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_UNTIL, DEFAULT_STEPS, SAMPLERS
 from nanosora.request import DEFAULT_STRENGTH, MAX_SECONDS, GenerationRequest
 
@@ -115,6 +116,7 @@ def add_generate(sub, side, fps, positive_int) -> None:
         default=1.0,
         help="guidance towards given frames in image/video modes (default 1)",
     )
+    add_threads(g)
     g.add_argument("--negative-prompt", default="", help="what to steer away from (default none)")
     g.add_argument(
         "--sampler",

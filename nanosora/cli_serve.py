@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from nanosora.cli_args import add_threads
+
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 EPILOG = """examples:
   nanosora serve                                   (http://127.0.0.1:8000, the shipped model)
@@ -37,6 +39,7 @@ def add_serve(sub, positive_int) -> None:
     s.add_argument("--workers", type=positive_int, default=1, help="videos generated at once (default 1)")
     s.add_argument("--queue-limit", type=positive_int, default=16, help="queued jobs before 429 (default 16)")
     s.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload in MB (default 20)")
+    add_threads(s)
     s.add_argument("--steps", type=positive_int, default=20, help="sampling steps per video (default 20)")
     s.set_defaults(func=cmd_serve)
 

@@ -7,6 +7,8 @@ import dataclasses
 import json
 import sys
 
+from nanosora.cli_args import add_threads
+
 
 def _positive_float(text: str) -> float:
     try:
@@ -270,6 +272,7 @@ def add_eval(sub) -> None:
         "so that the benchmark's prompts only judge what was chosen",
     )
     e.add_argument("--out", default=None, help="folder for world_benchmark.json and samples.png")
+    add_threads(e)
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
     e.add_argument(
         "--sampler", choices=SAMPLERS, default="euler", help="ODE sampler (default euler; see generate)"

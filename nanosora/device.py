@@ -89,3 +89,53 @@ class CPUBF16(torch.nn.Module):
     def forward(self, *args, **kwargs):
         with autocast(torch.device("cpu"), cpu_bf16=True):
             return self.inner(*args, **kwargs).float()
+
+
+def cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def cpu_times() -> tuple[int, int]:
+    """The system's CPU time counters since boot (Linux /proc/stat): all, and idle or waiting."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return sum(v), v[3] + v[4]
+
+
+def busy_cores(seconds: float = 0.2, sample=cpu_times) -> float:
+    """How many cores other processes keep busy now, from the system's CPU counters over a
+    short look (0 where there are none). Counters, not the load average: in a VM the load
+    average counts kernel threads that use no CPU and reads about 1 on an idle machine."""
+    import time
+
+    try:
+        (t0, i0) = sample()
+        time.sleep(seconds)
+        (t1, i1) = sample()
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    total = t1 - t0
+    return 0.0 if total <= 0 else (1 - (i1 - i0) / total) * (os.cpu_count() or 1)
+
+
+def pick_threads(requested: int | None = None) -> int:
+    """Threads for torch's CPU work: `requested`, else the cores left free by other
+    processes (at least one). PyTorch takes every core by default; beside another busy job
+    both then fight over the same cores and each runs several times slower than with the
+    cores shared out (benchmarks/threads.py)."""
+    if requested is not None:
+        if requested < 1:
+            raise ValueError(f"threads {requested} is not valid: use 1 or more")
+        return requested
+    return max(1, min(cores(), round(cores() - busy_cores())))
+
+
+def use_threads(requested: int | None = None) -> int:
+    """Set torch's CPU thread count (pick_threads) and return it."""
+    n = pick_threads(requested)
+    torch.set_num_threads(n)
+    return n
