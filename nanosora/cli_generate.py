@@ -138,6 +138,12 @@ def add_generate(sub, side, fps, positive_int) -> None:
     g.add_argument(
         "--compile", action="store_true", help="compile the transformer (slow start, faster steps)"
     )
+    g.add_argument(
+        "--lora",
+        action="append",
+        metavar="FILE[:SCALE]",
+        help="a LoRA adapter trained on this model (`train lora`), at SCALE (default 1); repeatable",
+    )
     modes = g.add_argument_group("modes (choose at most one, plus --loop)")
     modes.add_argument("--image", help="animate this image (png, jpg)")
     modes.add_argument("--image-frame", type=int, default=0, help="frame where the image stands (default 0)")
@@ -323,7 +329,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         check_output(args.output)
         out = Path(args.output) if not args.output.endswith("/") else args.output
         jobs = [(out, job_request(_args_job(args)))]
-    model = load(args.model, int8=args.int8, compile=args.compile, bf16=args.bf16)
+    model = load(args.model, int8=args.int8, compile=args.compile, bf16=args.bf16, lora=args.lora)
     # said once per job, before its sampling starts, rather than as a Python warning after it
     warnings.simplefilter("ignore", vocabulary.UnknownWordsWarning)
     for out, req in tqdm(jobs, desc="jobs", unit="video", disable=len(jobs) == 1 or None):

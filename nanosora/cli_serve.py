@@ -40,6 +40,13 @@ def add_serve(sub, positive_int) -> None:
     s.add_argument("--queue-limit", type=positive_int, default=16, help="queued jobs before 429 (default 16)")
     s.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload in MB (default 20)")
     add_threads(s)
+    s.add_argument(
+        "--lora",
+        action="append",
+        metavar="NAME=FILE[:SCALE]",
+        help="load a LoRA adapter as NAME, active at SCALE (default 1) unless a request's 'lora' "
+        "field says otherwise; repeatable",
+    )
     s.add_argument("--steps", type=positive_int, default=20, help="sampling steps per video (default 20)")
     s.set_defaults(func=cmd_serve)
 
@@ -57,7 +64,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     if not 1 <= args.port <= 65535:
         raise ValueError(f"--port {args.port} is not valid: use 1 to 65535")
-    model = load(args.model)  # fail now, not at the first request
+    adapters = {}
+    for spec in args.lora or []:
+        name, eq, file = spec.partition("=")
+        if not eq or not name or not file:
+            raise ValueError(f"--lora {spec!r} is not valid: use NAME=FILE or NAME=FILE:SCALE")
+        adapters[name] = file
+    if adapters and args.workers > 1:
+        # the workers share one model, and a request's adapters are set on it for its video
+        raise ValueError("--lora serves with one worker: drop --workers or set it to 1")
+    model = load(args.model, lora=adapters or None)  # fail now, not at the first request
     name = model.config.name
     app = create_app(
         lambda: model,
@@ -69,6 +85,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_upload_mb=args.max_upload_mb,
         steps=args.steps,
         fps=model.fps,
+        adapters=tuple(adapters),
     )
     print(f"nanosora serving {model.path} at http://{args.host}:{args.port} (API: /v1, studio: /)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")

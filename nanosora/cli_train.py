@@ -53,7 +53,7 @@ def add_train(sub, positive_int) -> None:
 
     t = sub.add_parser(
         "train",
-        help="train a whole model (--preset) or one network (vae, dit, distill)",
+        help="train a whole model (--preset), one network (vae, dit, distill) or an adapter (lora)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
         "  nanosora train --preset default --out runs/default    (autoencoder, cache, transformer)\n"
@@ -156,6 +156,38 @@ def add_train(sub, positive_int) -> None:
     )
     g.set_defaults(func=cmd_train_distill)
 
+    from nanosora.lora import TARGETS
+
+    lo = tsub.add_parser(
+        "lora",
+        help="a LoRA adapter on a model's transformer, from a folder of your clips",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n"
+        "  nanosora train lora --data my_clips/ --out runs/my-lora --steps 500\n"
+        '  nanosora generate "..." --lora runs/my-lora:0.8 -o out.mp4\n\n'
+        "--out holds pytorch_lora_weights.safetensors (diffusers/PEFT keys) and lora_config.json\n"
+        "at every checkpoint; rerunning the same command resumes from its newest checkpoint.\n"
+        "The adapter loads only onto the model it was trained on.",
+    )
+    lo.add_argument("--model", default=None, help="the base model directory (default: the shipped model)")
+    lo.add_argument(
+        "--data", required=True, help="a folder of .mp4 clips (captions in captions.jsonl: file, caption)"
+    )
+    lo.add_argument("--out", required=True, help="run folder: checkpoints, log, loss plot and the adapter")
+    lo.add_argument("--rank", type=positive_int, default=8, help="adapter rank (default 8)")
+    lo.add_argument("--alpha", type=_positive_float, default=None, help="scale numerator (default: the rank)")
+    lo.add_argument(
+        "--targets",
+        nargs="+",
+        choices=TARGETS,
+        default=list(TARGETS),
+        metavar="MODULE",
+        help=f"linear layers to adapt in every block (default all: {' '.join(TARGETS)})",
+    )
+    _schedule_options(lo, positive_int, steps=500, batch=8, lr=1e-3)
+    lo.add_argument("--bf16", action="store_true", help="bf16 autocast on a CPU with native bf16")
+    lo.set_defaults(func=cmd_train_lora)
+
 
 def cmd_train_dit(args: argparse.Namespace) -> int:
     import shutil
@@ -196,6 +228,39 @@ def cmd_train_dit(args: argparse.Namespace) -> int:
     dcfg = DiTTrainConfig(cpu_bf16=args.bf16)
     train_dit(out, cfg, tcfg, source, dcfg, base=base, compile=args.compile, fsdp=args.fsdp)
     print(f"trained transformer in {args.out}")
+    return 0
+
+
+def cmd_train_lora(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from nanosora import cache, data, lora, modeldir
+    from nanosora.model import default_model_path
+    from nanosora.train_dit import DiTTrainConfig
+    from nanosora.train_lora import train_lora
+
+    model_dir = Path(args.model) if args.model else default_model_path()
+    cfg = modeldir.read_config(model_dir)  # a missing or broken base, by name, before the data
+    settings = lora.LoraSettings(args.rank, args.alpha or float(args.rank), tuple(args.targets))
+    settings.validate()
+    clips = data.make_source(args.data, for_text=True)
+    source = cache.OnTheFly(
+        modeldir.load_vae(model_dir),
+        clips,
+        text_encoder=cfg.text.encoder,
+        sentence_tokens=cfg.text.sentence_tokens,
+    )
+    tcfg = _train_config(args, warmup=50)
+    f = train_lora(
+        args.out,
+        model_dir,
+        settings,
+        tcfg,
+        source,
+        DiTTrainConfig(cpu_bf16=args.bf16),
+        data_name=Path(args.data).name,
+    )
+    print(f"trained adapter: {f} (use it with --lora {args.out})")
     return 0
 
 

@@ -78,6 +78,31 @@ def resolve_size(width: int | None, height: int | None, ref: np.ndarray | None) 
     return width, height
 
 
+def adapter_specs(lora) -> dict[str, tuple[str, float]]:
+    """LoRA adapters as load() takes them -> {name: (file, scale)}; the name is the file's
+    folder (or file) name, made unique."""
+    from nanosora.lora import parse_spec
+
+    out: dict[str, tuple[str, float]] = {}
+    if isinstance(lora, dict):  # named: {name: "FILE[:SCALE]" or (file, scale)}
+        for name, item in lora.items():
+            out[name] = (str(item[0]), float(item[1])) if isinstance(item, tuple) else parse_spec(str(item))
+        return out
+    items = [lora] if isinstance(lora, (str, Path, tuple)) else list(lora)
+    for item in items:
+        if isinstance(item, tuple):
+            file, scale = str(item[0]), float(item[1])
+        else:
+            file, scale = parse_spec(str(item))
+        p = Path(file)
+        stem = p.name if p.is_dir() or p.suffix != ".safetensors" else (p.parent.name or p.stem)
+        name, k = stem or "lora", 2
+        while name in out:
+            name, k = f"{stem}-{k}", k + 1
+        out[name] = (file, scale)
+    return out
+
+
 @dataclass
 class Model:
     """A loaded model directory: autoencoder, transformer, text encoder and settings."""
@@ -138,6 +163,13 @@ class Model:
 
     def run(self, req: GenerationRequest, callback: Callable | None = None) -> Video:
         """Make the video a request describes: its mode's timeline, filled by pipeline.fill."""
+        if req.lora is not None and req.lora != self.lora_scales():  # this video's adapters
+            saved = self.lora_scales()
+            self.use_lora(req.lora)
+            try:
+                return self.run(dataclasses.replace(req, lora=None), callback)
+            finally:
+                self.use_lora(saved)
         if req.fps is None:  # the frame limit depends on the fps: checked again with the model's
             req = dataclasses.replace(req, fps=self.fps)
         fps, mode, seed, sp = req.fps, req.mode, req.seed, req.sampling
@@ -239,6 +271,9 @@ class Model:
         }
         if unknown:
             meta["unknown_words"] = unknown
+        adapters = self.lora_scales()
+        if adapters:
+            meta["lora"] = adapters
         if ref is not None and mode in ("image", "loop"):
             meta["image_frame"] = req.image_frame
         if mode == "edit":
@@ -265,6 +300,29 @@ class Model:
         places = not backward and (req.mode not in ("image", "loop") or req.image_frame == 0)
         return pipeline.expand_given(req.prompt, ref, self.fps, *args, end=not backward, places=places)
 
+    def lora_scales(self) -> dict[str, float]:
+        """The active LoRA adapters by name, with their scales."""
+        from nanosora import lora
+
+        return lora.scales(self.dit)
+
+    def use_lora(self, scales: dict[str, float]) -> None:
+        """Make exactly these loaded adapters active, at these scales ({}: the base model)."""
+        from nanosora import lora
+
+        lora.activate(self.dit, scales)
+
+    def fuse_lora(self) -> None:
+        """Fold the active adapters into the transformer's weights (sampling as fast as the base)."""
+        from nanosora import lora
+
+        lora.fuse(self.dit)
+
+    def unfuse_lora(self) -> None:
+        from nanosora import lora
+
+        lora.unfuse(self.dit)
+
     def guidance_passes(self, guidance: float, one_pass_guidance: bool = True) -> int:
         """Transformer passes a guided text-to-video step makes: 1 for a guidance-distilled
         model (or guidance 1), else 2."""
@@ -274,12 +332,19 @@ class Model:
 
 
 def load(
-    path: str | Path | None = None, int8: bool = False, compile: bool = False, bf16: bool = False
+    path: str | Path | None = None,
+    int8: bool = False,
+    compile: bool = False,
+    bf16: bool = False,
+    lora=None,
 ) -> Model:
     """Load a model directory (None: the shipped default model). `int8`: the transformer's
     linear layers quantized to int8 with dynamic activation scales (CPU); `bf16`: the
     transformer run under bf16 autocast (a CPU with native bf16); `compile`: the transformer
-    compiled with torch.compile (the first generation pays the compile time)."""
+    compiled with torch.compile (the first generation pays the compile time). `lora`: LoRA
+    adapters trained on this model (`nanosora train lora`), as a file or folder, "FILE:SCALE",
+    a (file, scale) pair, or a list of them; each is active at its scale (Model.use_lora
+    changes that), and with int8 or compile they are fused into the weights first."""
     from nanosora import device
     from nanosora.text import TextEncoder
 
@@ -290,6 +355,14 @@ def load(
     cfg = modeldir.read_config(path)
     vae = modeldir.load_vae(path)
     dit = modeldir.load_dit(path)
+    if lora:
+        from nanosora import lora as lora_mod
+
+        base = lora_mod.base_sha256(path)
+        for name, (file, scale) in adapter_specs(lora).items():
+            lora_mod.load(dit, file, base, scale, name)
+        if int8 or compile:  # quantizing or compiling the adapter layers would be wasted work
+            lora_mod.fuse(dit)
     if int8:
         import warnings
 

@@ -107,6 +107,10 @@ def shots_of(shots: Any, expand: bool = True) -> tuple[Shot, ...]:
     return out
 
 
+# the largest LoRA scale a request may ask for (past about 2 an adapter overshoots what it learned)
+MAX_LORA_SCALE = 4.0
+
+
 def frames_for(seconds: float, fps: int) -> int:
     """Frames of a clip of `seconds`: round(seconds * fps) + 1, snapped to 1 + 4k."""
     if not 0 <= seconds <= MAX_SECONDS:
@@ -143,8 +147,16 @@ class GenerationRequest:
     # a function that rewrites the prompt before the model's expander (an LLM, say)
     expand_hook: Callable[[str], str] | None = field(default=None, compare=False)
     watermark: bool = True
+    # LoRA adapters loaded with the model to use for this video, {name: scale} ({}: none);
+    # None: those active as loaded
+    lora: dict[str, float] | None = None
 
     def __post_init__(self):
+        if self.lora is not None:
+            if not isinstance(self.lora, dict) or not all(isinstance(k, str) for k in self.lora):
+                raise ValueError("lora must map adapter names to scales, e.g. {'style': 0.8}")
+            for k, v in self.lora.items():
+                _number(v, f"the scale of LoRA adapter {k!r}", 0, MAX_LORA_SCALE)
         if self.mode not in MODES:
             raise ValueError(f"mode {self.mode!r} is not known: use one of {', '.join(MODES)}")
         if not isinstance(self.prompt, str) or not isinstance(self.negative_prompt, str):

@@ -269,3 +269,17 @@ def test_extra_body_fields_of_other_local_servers_reach_the_request(model, tmp_p
                 c.videos.create(prompt="a red circle", extra_body={name: bad})
             assert e.value.body["param"] == name and name in e.value.body["message"]
         assert len(c.videos.list().data) == 1  # no refused request was stored
+
+
+def test_lora_field_names_loaded_adapters_only(model, tmp_path):
+    app = create_app(lambda: model, tmp_path, start_workers=False, adapters=("style",))
+    with Server(app) as s:
+        c = openai.OpenAI(base_url=s.url + "/v1", api_key="x", max_retries=0)
+        v = c.videos.create(prompt="a red circle", extra_body={"lora": "style:0.5"})
+        assert GenerationRequest.from_json(app.state.store.get(v.id)["params"]).lora == {"style": 0.5}
+        v = c.videos.create(prompt="a red circle", extra_body={"lora": ""})  # the base model
+        assert GenerationRequest.from_json(app.state.store.get(v.id)["params"]).lora == {}
+        for bad, says in [("other", "not loaded"), ("style:lots", "number"), ("style:9", "from 0 to")]:
+            with pytest.raises(openai.BadRequestError) as e:
+                c.videos.create(prompt="a red circle", extra_body={"lora": bad})
+            assert e.value.body["param"] == "lora" and says in e.value.body["message"]

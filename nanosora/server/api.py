@@ -32,7 +32,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nanosora.config import DEFAULT_GUIDANCE
-from nanosora.request import DEFAULT_STRENGTH, MAX_SECONDS, GenerationRequest, Sampling
+from nanosora.request import DEFAULT_STRENGTH, MAX_LORA_SCALE, MAX_SECONDS, GenerationRequest, Sampling
 from nanosora.server.store import SUFFIX, Store
 from nanosora.world.spec import MAX_FPS, MIN_FPS
 
@@ -125,6 +125,7 @@ def create_app(
     steps: int = 20,
     fps: int = 8,
     start_workers: bool = True,
+    adapters: tuple[str, ...] = (),
 ) -> FastAPI:
     from nanosora.server.worker import Workers
 
@@ -389,7 +390,32 @@ def create_app(
             out["negative_prompt"] = negative
         if fields.get("fps") is not None:
             out["fps"] = number_field(fields, "fps", int, MIN_FPS, MAX_FPS, None)
+        if fields.get("lora") is not None:
+            out["lora"] = lora_field(fields["lora"])
         return model, out
+
+    def lora_field(v) -> dict[str, float]:
+        """The adapters for one video: "name" or "name:scale", comma-separated ("": none), or
+        a JSON object {name: scale}; only adapters the server loaded (serve --lora)."""
+        from nanosora.lora import parse_spec
+
+        if isinstance(v, dict):
+            items = list(v.items())
+        elif isinstance(v, str):
+            items = [parse_spec(part.strip()) for part in v.split(",") if part.strip()]
+        else:
+            raise APIError(400, "lora must be text like 'style:0.8,other' or an object", "lora")
+        unknown = sorted({k for k, _ in items} - set(adapters))
+        if unknown:
+            known = ", ".join(adapters) or "none (start the server with --lora NAME=FILE)"
+            raise APIError(400, f"LoRA adapter(s) {unknown} are not loaded here; loaded: {known}", "lora")
+        try:
+            scales = {k: float(x) for k, x in items}
+        except (TypeError, ValueError):
+            raise APIError(400, "each LoRA scale must be a number", "lora") from None
+        if any(not 0 <= x <= MAX_LORA_SCALE for x in scales.values()):
+            raise APIError(400, f"LoRA scales must be from 0 to {MAX_LORA_SCALE:g}", "lora")
+        return scales
 
     def number_field(fields: dict, name: str, kind, lo, hi, default):
         """A number the local servers that carried the API on accept beside Sora's fields
