@@ -53,7 +53,8 @@ def add_train(sub, positive_int) -> None:
 
     t = sub.add_parser(
         "train",
-        help="train a whole model (--preset), one network (vae, dit, distill) or an adapter (lora)",
+        help="train a whole model (--preset), one network (vae, dit, distill), an adapter (lora) "
+        "or a fine-tune (finetune)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
         "  nanosora train --preset default --out runs/default    (autoencoder, cache, transformer)\n"
@@ -188,6 +189,27 @@ def add_train(sub, positive_int) -> None:
     lo.add_argument("--bf16", action="store_true", help="bf16 autocast on a CPU with native bf16")
     lo.set_defaults(func=cmd_train_lora)
 
+    ft = tsub.add_parser(
+        "finetune",
+        help="a full fine-tune of a model's transformer on a folder of your clips",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n"
+        "  nanosora train finetune --data my_clips/ --out runs/mine --steps 500\n"
+        '  nanosora generate "..." --model runs/mine -o out.mp4\n\n'
+        "Every weight of the transformer trains (the autoencoder and text encoder stay as they are);\n"
+        "--out is a complete model directory at every checkpoint. Rerun to resume.",
+    )
+    ft.add_argument("--model", default=None, help="the model to start from (default: the shipped model)")
+    ft.add_argument(
+        "--data", required=True, help="a folder of clips with captions (see docs/usage.md for the formats)"
+    )
+    ft.add_argument(
+        "--out", required=True, help="run folder: checkpoints, log, loss plot and the model files"
+    )
+    _schedule_options(ft, positive_int, steps=500, batch=8, lr=1e-4)
+    ft.add_argument("--bf16", action="store_true", help="bf16 autocast on a CPU with native bf16")
+    ft.set_defaults(func=cmd_train_finetune)
+
 
 def cmd_train_dit(args: argparse.Namespace) -> int:
     import shutil
@@ -261,6 +283,36 @@ def cmd_train_lora(args: argparse.Namespace) -> int:
         data_name=Path(args.data).name,
     )
     print(f"trained adapter: {f} (use it with --lora {args.out})")
+    return 0
+
+
+def cmd_train_finetune(args: argparse.Namespace) -> int:
+    import shutil
+    from pathlib import Path
+
+    from nanosora import cache, data, modeldir, vocabulary
+    from nanosora.model import default_model_path
+    from nanosora.train_dit import DiTTrainConfig, train_dit
+
+    model_dir = Path(args.model) if args.model else default_model_path()
+    cfg = modeldir.read_config(model_dir)  # a missing or broken base, by name, before the data
+    clips = data.make_source(args.data, for_text=True)
+    source = cache.OnTheFly(
+        modeldir.load_vae(model_dir),
+        clips,
+        text_encoder=cfg.text.encoder,
+        sentence_tokens=cfg.text.sentence_tokens,
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if model_dir.resolve() != out.resolve():
+        shutil.copyfile(model_dir / "vae.safetensors", out / "vae.safetensors")
+    # the words it knows: the base model's and those of the new captions
+    words = vocabulary.of_captions([*cfg.vocabulary, *getattr(clips, "captions", {}).values()])
+    base = dataclasses.replace(cfg, name=out.name, trained_on=Path(args.data).name, vocabulary=words)
+    tcfg = _train_config(args, warmup=50)
+    train_dit(out, cfg.dit, tcfg, source, DiTTrainConfig(cpu_bf16=args.bf16), base=base, init=model_dir)
+    print(f"fine-tuned model directory: {out} (use it with --model {out})")
     return 0
 
 

@@ -95,56 +95,118 @@ class FlatlandSource:
         return Sample(frames[start : start + bucket.frames], caption, fps)
 
 
+# clips PyAV reads, and stills (a photo trains as a clip that does not move)
+CLIP_EXTS = (".mp4", ".mov", ".webm", ".mkv", ".avi", ".gif")
+STILL_EXTS = (".png", ".jpg", ".jpeg", ".webp")
+# caption columns of a metadata file, in the order they are looked for (Hugging Face's
+# videofolder and imagefolder call it "text"; training tools also write "caption", "prompt")
+CAPTION_COLUMNS = ("caption", "text", "prompt")
+
+
 class FolderSource:
-    """A folder of mp4 files, with an optional captions.jsonl of {"file", "caption"} rows.
-    Clips are cropped to the bucket's aspect ratio, resized, and cut to its frame count."""
+    """A folder of clips (and stills) with their captions, in any of the formats people
+    already have (later ones win where they overlap):
+
+    - metadata.csv or metadata.jsonl with `file_name` and a caption column (`caption`,
+      `text` or `prompt`): the Hugging Face videofolder convention;
+    - captions.jsonl of {"file", "caption"} rows (nanosora's own, as `world sample` writes);
+    - a sidecar text file per clip (`a.mp4` with `a.txt`).
+
+    Clips are cropped to the bucket's aspect ratio, resized, and cut to its frame count. A
+    file that cannot be read is skipped with a warning naming it, and the next file serves."""
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
         if not self.folder.is_dir():
-            raise ValueError(f"{self.folder}: not a folder (give a folder of .mp4 files)")
-        self.files = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in video.VIDEO_EXTS)
+            raise ValueError(f"{self.folder}: not a folder (give a folder of video clips)")
+        exts = CLIP_EXTS + STILL_EXTS
+        self.files = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in exts)
         if not self.files:
-            raise ValueError(f"{self.folder}: no .mp4 files found (the folder must hold .mp4 videos)")
-        self.captions = _read_captions(self.folder / "captions.jsonl")
+            raise ValueError(
+                f"{self.folder}: no clips found (the folder must hold videos: {', '.join(CLIP_EXTS)}; "
+                f"or stills: {', '.join(STILL_EXTS)})"
+            )
+        self.captions = read_captions(self.folder, self.files)
         self._cache: dict[Path, video.Video] = {}
+        self._bad: set[Path] = set()
 
     def __len__(self) -> int:
         return len(self.files)
 
-    def _read(self, path: Path) -> video.Video:
+    def _read(self, path: Path) -> video.Video | None:
+        if path in self._bad:
+            return None
         if path not in self._cache:
             if len(self._cache) > 64:  # bound memory on big folders
                 self._cache.clear()
-            self._cache[path] = video.read(path)
+            try:
+                self._cache[path] = video.read(path)
+            except video.VideoError as e:
+                import warnings
+
+                warnings.warn(f"skipping {path}: {e}", stacklevel=2)
+                self._bad.add(path)
+                return None
         return self._cache[path]
 
     def sample(self, rng: np.random.Generator, bucket: Bucket, index: int | None = None) -> Sample:
-        path = self.files[int(rng.integers(len(self.files))) if index is None else index]
-        clip = self._read(path)
+        i = int(rng.integers(len(self.files))) if index is None else index
+        # a broken file gives way to the next one: the same choice however often it is met,
+        # so a resumed run still draws what an unbroken one would
+        for k in range(len(self.files)):
+            path = self.files[(i + k) % len(self.files)]
+            clip = self._read(path)
+            if clip is not None:
+                break
+        else:
+            raise ValueError(f"{self.folder}: none of its {len(self.files)} files can be read")
         frames = clip.frames
         n = bucket.frames
-        if len(frames) < n:  # a short clip: hold its last frame
+        if len(frames) < n:  # a short clip or a still: hold its last frame
             frames = np.concatenate([frames, np.repeat(frames[-1:], n - len(frames), 0)])
         start = int(rng.integers(0, len(frames) - n + 1))
         frames = fit(frames[start : start + n], bucket.width, bucket.height)
-        return Sample(frames, self.captions.get(path.name, ""), clip.fps)
+        fps = clip.fps if path.suffix.lower() in CLIP_EXTS else 8.0
+        return Sample(frames, self.captions.get(path.name, ""), fps)
 
 
-def _read_captions(path: Path) -> dict[str, str]:
-    if not path.exists():
-        return {}
-    out = {}
-    for i, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
+def _caption_of(row: dict, where: str) -> str:
+    for col in CAPTION_COLUMNS:
+        if col in row and row[col] is not None:
+            return str(row[col])
+    raise ValueError(f"{where}: no caption column (one of {', '.join(CAPTION_COLUMNS)})")
+
+
+def read_captions(folder: Path, files: list[Path]) -> dict[str, str]:
+    """Captions by file name, from every format the folder holds (FolderSource)."""
+    import csv
+
+    out: dict[str, str] = {}
+    meta_csv, meta_jsonl = folder / "metadata.csv", folder / "metadata.jsonl"
+    if meta_csv.exists():
+        with open(meta_csv, newline="") as f:
+            for i, row in enumerate(csv.DictReader(f), 2):
+                if "file_name" not in row:
+                    raise ValueError(f"{meta_csv}: needs a file_name column and a caption column")
+                out[Path(row["file_name"]).name] = _caption_of(row, f"{meta_csv}:{i}")
+    for path, key in ((meta_jsonl, "file_name"), (folder / "captions.jsonl", "file")):
+        if not path.exists():
             continue
-        try:
-            row = json.loads(line)
-            out[str(row["file"])] = str(row["caption"])
-        except (ValueError, KeyError, TypeError):
-            raise ValueError(
-                f"{path}:{i}: each line must be a JSON object with 'file' and 'caption'"
-            ) from None
+        for i, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                name = str(row[key])
+            except (ValueError, KeyError, TypeError):
+                raise ValueError(
+                    f"{path}:{i}: each line must be a JSON object with {key!r} and a caption"
+                ) from None
+            out[Path(name).name] = _caption_of(row, f"{path}:{i}")
+    for f in files:
+        side = f.with_suffix(".txt")
+        if side.exists():
+            out[f.name] = side.read_text().strip()
     return out
 
 

@@ -173,13 +173,14 @@ def step_seconds(
     batch: int,
     dcfg: DiTTrainConfig,
     compile: bool,
-    steps: int = 16,
+    steps: int = 48,
 ) -> float:
     """Mean seconds of one training step (forward, backward, AdamW) of a fresh transformer
     on `source`'s batches, as train_dit runs it: for fitting a stage into a time budget. The
     same `steps` batches run twice: the first pass compiles a graph for every bucket among
     them and touches the memory, the second is timed. (A median over one pass undercounts:
-    its cheap image batches and its compiling batches both leave the middle.)"""
+    its cheap image batches and its compiling batches both leave the middle. And the mix of
+    buckets and text widths needs a few dozen batches to show: 16 undercounted.)"""
     import time
 
     torch.manual_seed(0)
@@ -258,11 +259,14 @@ def train_dit(
     base: ModelConfig | None = None,
     compile: bool = False,
     fsdp: bool | None = None,
+    init: str | Path | None = None,
 ) -> DiT:
     """Train on `source` (a cache.LatentCache or anything with its `batch` and `null_text`).
     `base`: the model's config without its transformer (autoencoder, text, fps, window...);
     config.json is that with this transformer and its run (without a base: the weights alone).
-    `fsdp`: shard with FSDP2 under torchrun (None: for models of 100M parameters or more)."""
+    `fsdp`: shard with FSDP2 under torchrun (None: for models of 100M parameters or more).
+    `init`: a model directory whose transformer weights it starts from (a fine-tune), instead
+    of a fresh initialisation; a resumed run continues from its checkpoint either way."""
     out = Path(out)
     if dcfg.cpu_bf16 and device.device().type == "cpu":
         device.check_cpu_bf16()
@@ -271,6 +275,8 @@ def train_dit(
     rank, world = dist.setup()
     torch.manual_seed(tcfg.seed)
     model = DiT(cfg).to(device.device())
+    if init is not None:
+        model.load_state_dict(modeldir.load_dit(init).state_dict())
     ema = EMA(model, dcfg.ema)
     wrapped = dist.wrap(model, fsdp)
     if compile:

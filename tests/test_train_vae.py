@@ -99,19 +99,59 @@ def test_broken_model_directory_errors_name_the_file(tmp_path):
 
 
 def test_empty_folder_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="no .mp4 files"):
+    with pytest.raises(ValueError, match="no clips found"):
         data.FolderSource(tmp_path)
     with pytest.raises(ValueError, match="not a folder"):
         data.FolderSource(tmp_path / "missing")
 
 
-def test_unreadable_video_is_named(tmp_path):
-    from nanosora.video import VideoError
+def test_unreadable_video_is_skipped_with_a_warning_naming_it(tmp_path):
+    from nanosora import video
 
-    (tmp_path / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"junk" * 20)
+    (tmp_path / "a_broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"junk" * 20)
     src = data.FolderSource(tmp_path)
-    with pytest.raises(VideoError, match="broken.mp4"):
-        src.sample(np.random.default_rng(0), data.Bucket(32, 32, 5))
+    with pytest.raises(ValueError, match="none of its 1 files can be read"):
+        src.sample(np.random.default_rng(0), data.Bucket(32, 32, 5), index=0)
+    video.write(tmp_path / "b_good.mp4", np.full((6, 32, 32, 3), 90, np.uint8), 8)
+    src = data.FolderSource(tmp_path)
+    with pytest.warns(UserWarning, match="a_broken.mp4"):
+        s = src.sample(np.random.default_rng(0), data.Bucket(32, 32, 5), index=0)
+    assert s.frames.shape == (5, 32, 32, 3) and int(s.frames.mean()) in range(85, 96)  # the good one
+
+
+def test_caption_formats_people_already_have(tmp_path):
+    from nanosora import video
+
+    for name in ("a.mp4", "b.mp4", "d.mp4"):
+        video.write(tmp_path / name, np.zeros((5, 32, 32, 3), np.uint8), 8)
+    video.write(tmp_path / "c.mp4", np.zeros((5, 32, 32, 3), np.uint8), 8)
+    (tmp_path / "c.mp4").rename(tmp_path / "c.mov")
+    from PIL import Image
+
+    Image.fromarray(np.full((40, 30, 3), 200, np.uint8)).save(tmp_path / "e.png")
+    (tmp_path / "metadata.csv").write_text("file_name,text\na.mp4,from the csv\nb.mp4,csv loses\n")
+    (tmp_path / "metadata.jsonl").write_text(
+        json.dumps({"file_name": "b.mp4", "caption": "from jsonl"}) + "\n"
+    )
+    (tmp_path / "captions.jsonl").write_text(
+        json.dumps({"file": "c.mov", "caption": "nanosora's own"}) + "\n"
+    )
+    (tmp_path / "d.txt").write_text("a sidecar\n")
+    (tmp_path / "e.txt").write_text("a still photo")
+    src = data.FolderSource(tmp_path)
+    assert [f.name for f in src.files] == ["a.mp4", "b.mp4", "c.mov", "d.mp4", "e.png"]
+    assert src.captions == {
+        "a.mp4": "from the csv",
+        "b.mp4": "from jsonl",
+        "c.mov": "nanosora's own",
+        "d.mp4": "a sidecar",
+        "e.png": "a still photo",
+    }
+    still = src.sample(np.random.default_rng(0), data.Bucket(32, 32, 5), index=4)
+    assert still.frames.shape == (5, 32, 32, 3) and (still.frames == still.frames[0]).all()
+    (tmp_path / "metadata.csv").write_text("file_name,words\na.mp4,x\n")
+    with pytest.raises(ValueError, match="no caption column"):
+        data.FolderSource(tmp_path)
 
 
 def test_folder_of_videos_trains_with_captions(tmp_path):
