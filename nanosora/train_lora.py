@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from nanosora import lora, modeldir, train
 from nanosora.train_dit import DiTTrainConfig, dit_loss
 
@@ -42,6 +44,7 @@ def train_lora(
     base = lora.base_sha256(model_dir)
     dit = modeldir.load_dit(model_dir).to(device.device())
     dit.requires_grad_(False)
+    torch.manual_seed(tcfg.seed)  # lora_A's random start: the same run from the same seed
     lora.add(dit, settings)
     params = [p for n, p in dit.named_parameters() if "lora_" in n]
     for p in params:
