@@ -89,7 +89,7 @@ def latent_stats(vae, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     from nanosora.vae import frames_to_tensor
 
     with torch.inference_mode():
-        z = vae.encode(frames_to_tensor(frames)[None])[0]
+        z = vae.encode(frames_to_tensor(frames))[0]
     z = z.flatten(1)
     return z.mean(1).numpy(), z.std(1).numpy()
 

@@ -364,7 +364,15 @@ def add_eval(sub) -> None:
         "  nanosora eval vae --model runs/vae --json",
     )
     e.add_argument("--model", default=None, help="model directory (default: the shipped default model)")
-    e.add_argument("--suite", action="append", help="a suite to run (repeatable; default: all)")
+    from nanosora.evaluate import SUITE_NAMES
+
+    e.add_argument(
+        "--suite",
+        action="append",
+        choices=SUITE_NAMES,
+        metavar="SUITE",
+        help=f"a suite to run (repeatable; default all: {', '.join(SUITE_NAMES)})",
+    )
     e.add_argument("--n", type=int, default=16, help="prompts per suite (default 16)")
     e.add_argument(
         "--steps", type=int, default=DEFAULT_STEPS, help=f"sampling steps (default {DEFAULT_STEPS})"

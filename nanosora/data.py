@@ -222,7 +222,7 @@ def fit(frames: np.ndarray, width: int, height: int) -> np.ndarray:
     else:
         ch = int(round(w / target))
         frames = frames[:, (h - ch) // 2 : (h - ch) // 2 + ch]
-    x = torch.as_tensor(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+    x = torch.from_numpy(np.array(frames)).permute(0, 3, 1, 2).float()  # a writable copy
     x = F.interpolate(x, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
     return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 

@@ -115,6 +115,13 @@ def _physics(rng, i: int) -> str:
     )
 
 
+# every suite, in the order suites() makes them (a test holds the two together)
+SUITE_NAMES = (
+    "single", "two_objects", "held_out", "paraphrases", "wide_tall", "backgrounds", "physics",
+    "long_10s", "long_60s", "three_objects", "shots",
+)  # fmt: skip
+
+
 def suites(n: int = 16, validation: bool = False) -> dict[str, list[Case]]:
     """Every suite with n prompts (fewer where the suite is smaller by nature); `validation`:
     the validation split instead of the benchmark's prompts."""

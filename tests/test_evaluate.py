@@ -59,3 +59,16 @@ def test_a_later_shot_must_keep_the_size_it_was_introduced_with():
     v = score(frames, 8, story)
     assert not v.passed
     assert any(c.check == "size" and not c.passed for o in v.objects[1:] for c in o.checks)
+
+
+def test_suite_names_are_those_made_and_the_cli_lists_them(capsys):
+    import pytest
+
+    from nanosora import cli, evaluate
+
+    assert tuple(evaluate.suites(1)) == evaluate.SUITE_NAMES
+    assert tuple(evaluate.suites(1, validation=True)) == evaluate.SUITE_NAMES
+    with pytest.raises(SystemExit):
+        cli.main(["eval", "--suite", "nonsense"])
+    err = capsys.readouterr().err
+    assert "nonsense" in err and "two_objects" in err
