@@ -67,8 +67,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     adapters = {}
     for spec in args.lora or []:
         name, eq, file = spec.partition("=")
-        if not eq or not name or not file:
-            raise ValueError(f"--lora {spec!r} is not valid: use NAME=FILE or NAME=FILE:SCALE")
+        if not eq or not name or not file or ":" in name or "," in name:
+            raise ValueError(
+                f"--lora {spec!r} is not valid: use NAME=FILE or NAME=FILE:SCALE (a NAME without ':' or ',')"
+            )
         adapters[name] = file
     if adapters and args.workers > 1:
         # the workers share one model, and a request's adapters are set on it for its video

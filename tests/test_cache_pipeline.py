@@ -156,7 +156,9 @@ def test_world_benchmark_writes_table_json_and_samples(model_dir, tmp_path, caps
     saved = json.loads((tmp_path / "world_benchmark.json").read_text())
     assert [c["size"] for c in saved["wide_tall"]["cases"]] == ["128x64", "64x128"]
     assert (tmp_path / "samples.png").stat().st_size > 0
-    assert cli.main(["eval", "--model", str(root / "model"), "--suite", "nope"]) == 2
+    with pytest.raises(SystemExit) as refused:  # refused by the parser, naming the suites
+        cli.main(["eval", "--model", str(root / "model"), "--suite", "nope"])
+    assert refused.value.code == 2 and "two_objects" in capsys.readouterr().err
 
 
 def test_a_model_records_the_words_of_its_training_captions(model_dir):

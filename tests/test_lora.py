@@ -195,3 +195,11 @@ def test_finetune_starts_from_the_base_and_makes_a_model_directory(base, clips, 
     # it started from the base: two small steps move the weights a little, not from scratch
     moved = [float((after[k] - before[k]).abs().max()) for k in before]
     assert 0 < max(moved) < 0.05
+
+
+def test_serve_lora_flags_are_checked_before_anything_loads(capsys):
+    assert cli.main(["serve", "--lora", "no-equals-sign"]) == 2
+    assert "NAME=FILE" in capsys.readouterr().err
+    assert cli.main(["serve", "--lora", "a:b=x"]) == 2
+    assert cli.main(["serve", "--lora", "style=x", "--workers", "2"]) == 2
+    assert "one worker" in capsys.readouterr().err

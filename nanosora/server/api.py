@@ -397,12 +397,11 @@ def create_app(
     def lora_field(v) -> dict[str, float]:
         """The adapters for one video: "name" or "name:scale", comma-separated ("": none), or
         a JSON object {name: scale}; only adapters the server loaded (serve --lora)."""
-        from nanosora.lora import parse_spec
-
         if isinstance(v, dict):
             items = list(v.items())
-        elif isinstance(v, str):
-            items = [parse_spec(part.strip()) for part in v.split(",") if part.strip()]
+        elif isinstance(v, str):  # names hold no ':' here (serve --lora NAME=FILE): split on it
+            parts = [p.strip().partition(":") for p in v.split(",") if p.strip()]
+            items = [(name.strip(), scale.strip() if sep else 1.0) for name, sep, scale in parts]
         else:
             raise APIError(400, "lora must be text like 'style:0.8,other' or an object", "lora")
         unknown = sorted({k for k, _ in items} - set(adapters))
