@@ -79,3 +79,45 @@ def test_generate_play_list_and_delete_in_the_browser(browser, tmp_path):
         rows[0].find_element(By.CSS_SELECTOR, "button.delete").click()
         wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, "#history .item"))
         assert app.state.store.count("completed") == 0
+
+
+def test_inputs_follow_the_mode_a_new_key_clears_its_error_and_the_clip_fits(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    (tmp_path / "model").mkdir()
+    model = load(make_tiny_model(tmp_path / "model"))
+    app = create_app(lambda: model, tmp_path / "data", steps=1, api_key="right")
+    with Server(app) as s:
+        browser.set_window_size(1280, 900)
+        browser.get(s.url + "/")
+        browser.execute_script("localStorage.clear()")
+        browser.get(s.url + "/")
+        wait = WebDriverWait(browser, 60)
+        # without the key the history cannot load: the error says so
+        wait.until(lambda d: d.find_element(By.ID, "error").text)
+        mode = Select(browser.find_element(By.ID, "mode"))
+        image, extend = browser.find_element(By.ID, "imageBox"), browser.find_element(By.ID, "extendBox")
+        assert not image.is_displayed() and not extend.is_displayed()  # text mode: no media inputs
+        mode.select_by_value("image")
+        assert image.is_displayed() and not extend.is_displayed()
+        mode.select_by_value("extend")
+        assert extend.is_displayed() and not image.is_displayed()
+        mode.select_by_value("text")
+        assert not image.is_displayed()
+        browser.find_element(By.ID, "apikey").send_keys("right")
+        wait.until(lambda d: not d.find_element(By.ID, "error").text)  # the new key works
+        browser.find_element(By.ID, "prompt").send_keys("a red circle")
+        browser.find_element(By.ID, "go").click()
+        wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "done"))
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#history .item"))
+        bottom = browser.execute_script(
+            "return document.getElementById('player').getBoundingClientRect().bottom"
+        )
+        inner = browser.execute_script("return window.innerHeight")
+        assert 0 < bottom <= inner  # the whole clip is in view without scrolling
+        rendering = browser.execute_script(
+            "return getComputedStyle(document.getElementById('player')).imageRendering"
+        )
+        assert rendering == "pixelated"
