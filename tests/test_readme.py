@@ -104,3 +104,24 @@ def test_readme_minute_keeps_its_object_in_every_frame(ran):
     assert len(clip.frames) == 60 * 8 + 1
     checks = {c.check: c for c in score(clip.frames, clip.fps, SHOWS["minute.mp4"]).objects[0].checks}
     assert checks["colour"].passed and checks["shape"].passed, checks
+
+
+STUDIO = Path(__file__).resolve().parent.parent / "nanosora" / "server" / "studio.html"
+
+
+def test_studio_examples_are_drawn_at_several_seeds():
+    """The studio's example chips are what a newcomer clicks first, at the API's random
+    seeds: each passes the scorer with the shipped model at three seeds."""
+    import re
+
+    from nanosora.model import load
+
+    text = STUDIO.read_text()
+    examples = re.findall(r'^  "([^"]+)",$', text[text.index("const EXAMPLES") :], re.M)
+    assert len(examples) == 5
+    model = load()
+    for prompt in examples:
+        for seed in (1, 2, 3):
+            v = model.generate(prompt, seconds=2, seed=seed, watermark=False)
+            verdict = score(v.frames, v.fps, prompt)
+            assert verdict.passed, verdict.explain()
