@@ -172,7 +172,7 @@ def add_train(sub, positive_int) -> None:
     )
     lo.add_argument("--model", default=None, help="the base model directory (default: the shipped model)")
     lo.add_argument(
-        "--data", required=True, help="a folder of .mp4 clips (captions in captions.jsonl: file, caption)"
+        "--data", required=True, help="a folder of clips with captions (see docs/usage.md for the formats)"
     )
     lo.add_argument("--out", required=True, help="run folder: checkpoints, log, loss plot and the adapter")
     lo.add_argument("--rank", type=positive_int, default=8, help="adapter rank (default 8)")
@@ -253,18 +253,16 @@ def cmd_train_dit(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_train_lora(args: argparse.Namespace) -> int:
+def _adapting(args: argparse.Namespace):
+    """What adapting a trained model (lora, finetune) starts from: (model directory, its
+    config, the clips of --data, a source encoding them with that model's encoders)."""
     from pathlib import Path
 
-    from nanosora import cache, data, lora, modeldir
+    from nanosora import cache, data, modeldir
     from nanosora.model import default_model_path
-    from nanosora.train_dit import DiTTrainConfig
-    from nanosora.train_lora import train_lora
 
     model_dir = Path(args.model) if args.model else default_model_path()
     cfg = modeldir.read_config(model_dir)  # a missing or broken base, by name, before the data
-    settings = lora.LoraSettings(args.rank, args.alpha or float(args.rank), tuple(args.targets))
-    settings.validate()
     clips = data.make_source(args.data, for_text=True)
     source = cache.OnTheFly(
         modeldir.load_vae(model_dir),
@@ -272,6 +270,19 @@ def cmd_train_lora(args: argparse.Namespace) -> int:
         text_encoder=cfg.text.encoder,
         sentence_tokens=cfg.text.sentence_tokens,
     )
+    return model_dir, cfg, clips, source
+
+
+def cmd_train_lora(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from nanosora import lora
+    from nanosora.train_dit import DiTTrainConfig
+    from nanosora.train_lora import train_lora
+
+    settings = lora.LoraSettings(args.rank, args.alpha or float(args.rank), tuple(args.targets))
+    settings.validate()
+    model_dir, _, _, source = _adapting(args)
     tcfg = _train_config(args, warmup=50)
     f = train_lora(
         args.out,
@@ -290,19 +301,10 @@ def cmd_train_finetune(args: argparse.Namespace) -> int:
     import shutil
     from pathlib import Path
 
-    from nanosora import cache, data, modeldir, vocabulary
-    from nanosora.model import default_model_path
+    from nanosora import vocabulary
     from nanosora.train_dit import DiTTrainConfig, train_dit
 
-    model_dir = Path(args.model) if args.model else default_model_path()
-    cfg = modeldir.read_config(model_dir)  # a missing or broken base, by name, before the data
-    clips = data.make_source(args.data, for_text=True)
-    source = cache.OnTheFly(
-        modeldir.load_vae(model_dir),
-        clips,
-        text_encoder=cfg.text.encoder,
-        sentence_tokens=cfg.text.sentence_tokens,
-    )
+    model_dir, cfg, clips, source = _adapting(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if model_dir.resolve() != out.resolve():
