@@ -32,6 +32,17 @@ def _schedule_options(p, positive_int, steps: int, batch: int, lr: float, per: s
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
 
+def _adapt_options(p, positive_int, lr: float, out: str) -> None:
+    """The options of the commands that adapt a trained model to your clips (lora, finetune)."""
+    p.add_argument("--model", default=None, help="the model to start from (default: the shipped model)")
+    p.add_argument(
+        "--data", required=True, help="a folder of clips with captions (see docs/usage.md for the formats)"
+    )
+    p.add_argument("--out", required=True, help=f"run folder: checkpoints, log, loss plot and {out}")
+    _schedule_options(p, positive_int, steps=500, batch=8, lr=lr)
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast on a CPU with native bf16")
+
+
 def _train_config(args: argparse.Namespace, warmup: int, **more):
     """Those options as a TrainConfig, warming up for `warmup` steps (a tenth of short runs)."""
     from nanosora import train
@@ -170,11 +181,7 @@ def add_train(sub, positive_int) -> None:
         "at every checkpoint; rerunning the same command resumes from its newest checkpoint.\n"
         "The adapter loads only onto the model it was trained on.",
     )
-    lo.add_argument("--model", default=None, help="the base model directory (default: the shipped model)")
-    lo.add_argument(
-        "--data", required=True, help="a folder of clips with captions (see docs/usage.md for the formats)"
-    )
-    lo.add_argument("--out", required=True, help="run folder: checkpoints, log, loss plot and the adapter")
+    _adapt_options(lo, positive_int, lr=1e-3, out="the adapter")
     lo.add_argument("--rank", type=positive_int, default=8, help="adapter rank (default 8)")
     lo.add_argument("--alpha", type=_positive_float, default=None, help="scale numerator (default: the rank)")
     lo.add_argument(
@@ -185,8 +192,6 @@ def add_train(sub, positive_int) -> None:
         metavar="MODULE",
         help=f"linear layers to adapt in every block (default all: {' '.join(TARGETS)})",
     )
-    _schedule_options(lo, positive_int, steps=500, batch=8, lr=1e-3)
-    lo.add_argument("--bf16", action="store_true", help="bf16 autocast on a CPU with native bf16")
     lo.set_defaults(func=cmd_train_lora)
 
     ft = tsub.add_parser(
@@ -199,15 +204,7 @@ def add_train(sub, positive_int) -> None:
         "Every weight of the transformer trains (the autoencoder and text encoder stay as they are);\n"
         "--out is a complete model directory at every checkpoint. Rerun to resume.",
     )
-    ft.add_argument("--model", default=None, help="the model to start from (default: the shipped model)")
-    ft.add_argument(
-        "--data", required=True, help="a folder of clips with captions (see docs/usage.md for the formats)"
-    )
-    ft.add_argument(
-        "--out", required=True, help="run folder: checkpoints, log, loss plot and the model files"
-    )
-    _schedule_options(ft, positive_int, steps=500, batch=8, lr=1e-4)
-    ft.add_argument("--bf16", action="store_true", help="bf16 autocast on a CPU with native bf16")
+    _adapt_options(ft, positive_int, lr=1e-4, out="the model files")
     ft.set_defaults(func=cmd_train_finetune)
 
 

@@ -182,9 +182,13 @@ def _layers(dit: torch.nn.Module):
 
 
 def scales(dit: torch.nn.Module) -> dict[str, float]:
-    """The active adapters and their scales."""
+    """The active adapters and their scales, as PEFT's layers hold them (scaling is the
+    scale times alpha / rank)."""
     layers = _layers(dit)
-    return dict(getattr(layers[0], "_nanosora_scales", {})) if layers else {}
+    if not layers or layers[0].disable_adapters:
+        return {}
+    m = layers[0]
+    return {a: round(m.scaling[a] * m.r[a] / m.lora_alpha[a], 6) for a in m.active_adapters}
 
 
 def activate(dit: torch.nn.Module, active: dict[str, float]) -> None:
@@ -203,7 +207,6 @@ def activate(dit: torch.nn.Module, active: dict[str, float]) -> None:
             m.set_scale(a, active.get(a, 0.0))
         m.set_adapter(sorted(active) or sorted(known))
         m.enable_adapters(bool(active))
-        m._nanosora_scales = dict(active)
 
 
 def fuse(dit: torch.nn.Module) -> None:
