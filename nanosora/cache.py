@@ -97,7 +97,7 @@ def build(
         count = min(shard_size, n - i * shard_size)
         latents, captions = [], []
         for j in range(0, count, 16):
-            samples = [source.sample(rng, bucket) for _ in range(min(16, count - j))]
+            samples = data.draw(source, rng, bucket, min(16, count - j))
             with torch.inference_mode():
                 latents.append(vae.encode(data.to_batch(samples)))
             captions += [s.caption for s in samples]

@@ -65,10 +65,20 @@ class FlatlandSource:
     """Procedural, endless: every call draws a fresh scene. `exclude` holds out
     colour-shape-motion combinations (the benchmark's held-out compositions)."""
 
-    def __init__(self, exclude=None, fps_choices=(4, 8, 8, 12), window: bool = True, objects_p=None):
+    def __init__(
+        self,
+        exclude=None,
+        fps_choices=(4, 8, 8, 12),
+        window: bool = True,
+        objects_p=None,
+        pairs_p: float = 0.0,
+    ):
         from nanosora.world.sample import OBJECTS_P
 
         self.exclude = exclude
+        # how often a scene of 2-3 objects is followed by its minimal pair, the same scene with
+        # the colours exchanged between its objects (world.sample.colour_swapped)
+        self.pairs_p = pairs_p
         self.objects_p = tuple(objects_p or OBJECTS_P)  # how often 1, 2 and 3 objects
         self.fps_choices = fps_choices
         # window=False: the clip is the scene from its start, so the caption describes
@@ -77,9 +87,19 @@ class FlatlandSource:
         self.window = window
 
     def sample(self, rng: np.random.Generator, bucket: Bucket) -> Sample:
+        return self._draw(rng, bucket, pair=False)[0]
+
+    def sample_many(self, rng: np.random.Generator, bucket: Bucket, n: int) -> list[Sample]:
+        """n samples of one bucket, minimal pairs side by side (when pairs_p is set)."""
+        out: list[Sample] = []
+        while len(out) < n:
+            out += self._draw(rng, bucket, pair=len(out) + 1 < n)
+        return out
+
+    def _draw(self, rng: np.random.Generator, bucket: Bucket, pair: bool) -> list[Sample]:
         from nanosora.world.caption import detailed_caption
         from nanosora.world.render import render
-        from nanosora.world.sample import sample_scene
+        from nanosora.world.sample import colour_swapped, sample_scene
 
         fps = int(rng.choice(self.fps_choices))
         # Render longer than needed and take a window, so that late moments (trails built
@@ -91,8 +111,15 @@ class FlatlandSource:
         )
         frames = render(scene, bucket.width, bucket.height, fps, seconds)
         start = int(rng.integers(0, len(frames) - bucket.frames + 1)) if self.window else 0
-        caption = detailed_caption(scene, seconds, rng)
-        return Sample(frames[start : start + bucket.frames], caption, fps)
+        out = [Sample(frames[start : start + bucket.frames], detailed_caption(scene, seconds, rng), fps)]
+        # the rng is drawn from only when pairs are asked for, so that without them every
+        # scene (and the default recipe's cache) stays what it was
+        if pair and self.pairs_p and len(scene.objects) > 1 and rng.random() < self.pairs_p:
+            other = colour_swapped(scene, rng, self.exclude)
+            if other is not None:
+                clip = render(other, bucket.width, bucket.height, fps, seconds)[start : start + bucket.frames]
+                out.append(Sample(clip, detailed_caption(other, seconds, rng), fps))
+        return out
 
 
 # clips PyAV reads, and stills (a photo trains as a clip that does not move)
@@ -227,14 +254,16 @@ def fit(frames: np.ndarray, width: int, height: int) -> np.ndarray:
     return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
-def make_source(data: str | None, exclude=None, for_text: bool = False, objects_p=None):
+def make_source(data: str | None, exclude=None, for_text: bool = False, objects_p=None, pairs_p: float = 0.0):
     """'flatland' (or None) for the built-in world, else a folder of videos. for_text: clips
     at the model's frame rate whose captions describe exactly what is seen. objects_p: how
     often a Flatland scene holds 1, 2 and 3 objects (None: sample.OBJECTS_P)."""
     if data in (None, "flatland"):
         if for_text:
-            return FlatlandSource(exclude, fps_choices=(8,), window=False, objects_p=objects_p)
-        return FlatlandSource(exclude, objects_p=objects_p)
+            return FlatlandSource(
+                exclude, fps_choices=(8,), window=False, objects_p=objects_p, pairs_p=pairs_p
+            )
+        return FlatlandSource(exclude, objects_p=objects_p, pairs_p=pairs_p)
     return FolderSource(data)
 
 
@@ -242,4 +271,11 @@ def batch(source, buckets, batch_size: int, seed: int, step: int, rank: int = 0)
     """The batch for one step: (bucket, samples), a pure function of its arguments."""
     rng = batch_rng(seed, step, rank)
     b = pick_bucket(buckets, rng)
-    return b, [source.sample(rng, b) for _ in range(batch_size)]
+    return b, draw(source, rng, b, batch_size)
+
+
+def draw(source, rng: np.random.Generator, bucket: Bucket, n: int) -> list[Sample]:
+    """n samples of one bucket: a source that makes minimal pairs keeps each pair together."""
+    if hasattr(source, "sample_many"):
+        return source.sample_many(rng, bucket, n)
+    return [source.sample(rng, bucket) for _ in range(n)]

@@ -38,6 +38,8 @@ class Recipe:
     sentence_tokens: bool = False
     # how often a cached scene holds 1, 2 and 3 objects
     objects_p: tuple[float, float, float] = (0.4, 0.35, 0.25)
+    # how often a cached scene of 2-3 objects comes with its colour-swapped minimal pair
+    pairs_p: float = 0.0
     dit_preset: str = "default"
     # the most steps the transformer takes; with a time budget, what fits it decides
     dit_steps: int = 12500
@@ -89,6 +91,13 @@ RECIPES: dict[str, Recipe] = {
     # transformer steps more of the two hours. Not the default: at this budget it trained a
     # weaker model than the default recipe's.
     "v2": Recipe(vae_steps=6000, sentence_tokens=True, dit_preset="v2", total_minutes=108.0),
+    # World model v2, round 4 (docs/world-model-v2.md): the data levers on round 3's design E
+    # (the shipped layout with sentence tokens, round 2's autoencoder settings): scenes of 2-3
+    # objects oversampled, and half of them followed by their colour-swapped minimal pair.
+    # Capped at round 3's 6,000-step snapshot so that the two compare at equal steps.
+    "v2data": Recipe(
+        vae_steps=6000, sentence_tokens=True, objects_p=(0.2, 0.4, 0.4), pairs_p=0.5, dit_steps=6000
+    ),
 }
 
 
@@ -159,7 +168,9 @@ def run(name: str, out: str | Path, progress: bool = True, log=print) -> Path:
     t = time.perf_counter()
     log(f"[2/3] latent cache ({r.cache_clips} Flatland clips, held-out combinations left out)")
     vae = modeldir.load_vae(out / "vae")
-    source = data.make_source("flatland", exclude=exclusions(), for_text=True, objects_p=r.objects_p)
+    source = data.make_source(
+        "flatland", exclude=exclusions(), for_text=True, objects_p=r.objects_p, pairs_p=r.pairs_p
+    )
     cache.build(
         out / "cache",
         vae,

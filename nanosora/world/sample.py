@@ -200,3 +200,27 @@ def sample_scene(
         except PlacementError:
             continue  # rare: a large object in a narrow frame; draw again
     raise PlacementError("could not sample a scene that fits the frame")
+
+
+def colour_swapped(scene: Scene, rng: np.random.Generator, exclude: Exclusions | None = None) -> Scene | None:
+    """The same scene with its objects' colours exchanged (every object takes another's
+    colour, in every shot): a minimal pair whose only difference is which colour belongs to
+    which shape, size and motion, so that only binding lowers the loss on both (Okawa et al.,
+    arXiv 2310.09336). None for a one-object scene, or when the swap would draw a held-out
+    combination."""
+    import copy
+
+    colours = sorted({o.colour for shot in scene.shots for o in shot.objects})
+    if len(colours) < 2:
+        return None
+    # a cyclic shift of a random order: no colour stays on its own object
+    order = [colours[i] for i in rng.permutation(len(colours))]
+    shift = {c: order[(k + 1) % len(order)] for k, c in enumerate(order)}
+    twin = copy.deepcopy(scene)
+    for shot in twin.shots:
+        for o in shot.objects:
+            o.colour = shift[o.colour]
+    exclude = exclude or Exclusions()
+    if not all(exclude.allows(o) for shot in twin.shots for o in shot.objects):
+        return None
+    return twin
