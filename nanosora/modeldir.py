@@ -93,11 +93,16 @@ def load_vae(folder: str | Path):
     with torch.device("meta"):
         vae = VideoVAE(vcfg)
     load_weights(Path(folder) / "vae.safetensors", vae)
-    # buffers that are not in the file (shift, scale) come from the config
+    return latent_stats(vae, vcfg).eval()
+
+
+def latent_stats(vae, vcfg):
+    """Set the latent statistics (shift, scale), buffers that are not in the weight file,
+    from the config, in float32."""
     n = vcfg.latent_channels
     vae.shift = torch.tensor(vcfg.shift or [0.0] * n).float().view(1, n, 1, 1, 1)
     vae.scale = torch.tensor(vcfg.scale or [1.0] * n).float().view(1, n, 1, 1, 1)
-    return vae.eval()
+    return vae
 
 
 def load_dit(folder: str | Path):
