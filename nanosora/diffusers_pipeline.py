@@ -33,6 +33,7 @@ except ImportError as e:  # the export and the pipeline need diffusers; nanosora
 from nanosora import modelconfig, modeldir
 from nanosora.config import VAEConfig, from_dict, to_dict
 from nanosora.dit import DiT, DiTConfig
+from nanosora.guided import GuidedDiT
 from nanosora.request import DEFAULT_GUIDANCE, DEFAULT_STEPS, GenerationRequest, Sampling
 
 # the files the remote-code route loads, named in model_index.json as [file stem, class]
@@ -46,9 +47,9 @@ class NanoSoraTransformer3DModel(ModelMixin, ConfigMixin):
     the DiTConfig whole, as one argument, so that it stays the one definition of the fields."""
 
     @register_to_config
-    def __init__(self, dit: dict | None = None):
+    def __init__(self, dit: dict | None = None, guidance_distilled: bool = False):
         super().__init__()
-        self.net = DiT(from_dict(DiTConfig, dit or {}))
+        self.net = (GuidedDiT if guidance_distilled else DiT)(from_dict(DiTConfig, dit or {}))
 
     def forward(self, *args, **kwargs):
         return self.net(*args, **kwargs)
@@ -240,7 +241,7 @@ def export(model: str | Path, out: str | Path) -> Path:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise modeldir.ModelError(f"{out}: exists and is not an empty folder; choose a new folder")
     out.parent.mkdir(parents=True, exist_ok=True)
-    transformer = NanoSoraTransformer3DModel(dit=to_dict(cfg.dit))
+    transformer = NanoSoraTransformer3DModel(dit=to_dict(cfg.dit), guidance_distilled=cfg.guidance_distilled)
     transformer.net = modeldir.load_dit(model)
     vae = NanoSoraVAE(vae=to_dict(cfg.vae))
     vae.net = modeldir.load_vae(model)

@@ -2,7 +2,7 @@
 
 Classifier-free guidance evaluates the transformer twice a step (with the prompt and with
 the empty prompt) and extrapolates: v = v_empty + g (v_prompt - v_empty). Here a student,
-a copy of the trained transformer that also takes g (DiTConfig.guidance_embed), learns to
+a copy of the trained transformer that also takes g (guided.GuidedDiT), learns to
 give that guided velocity in one pass (Meng et al. 2023; FLUX.1-dev ships its model this
 way). Its guidance embedding starts at zero, so the student starts as the teacher itself.
 
@@ -24,7 +24,8 @@ import torch
 
 from nanosora import device, dist, flow, modeldir, train
 from nanosora.config import DEFAULT_GUIDANCE
-from nanosora.dit import GUIDANCE_RANGE, DiT
+from nanosora.dit import DiT
+from nanosora.guided import GUIDANCE_RANGE, GuidedDiT
 from nanosora.modelconfig import ModelConfig
 from nanosora.text import pad_tokens
 from nanosora.train_dit import EMA, given_weight, noised_batch, run_with_ema
@@ -87,11 +88,11 @@ def distill_loss(student, teacher, latents, text, mask, null_text, step_seed, cf
     return flow.velocity_loss(pred, target, given_weight(bt.frame_mask))
 
 
-def student_of(teacher: DiT) -> DiT:
+def student_of(teacher: DiT) -> GuidedDiT:
     """A guidance-distilled copy of `teacher`: its weights, and a zero guidance embedding."""
-    if teacher.cfg.guidance_embed:
+    if isinstance(teacher, GuidedDiT):
         raise ValueError("the teacher is already guidance-distilled: give the transformer it was made from")
-    student = DiT(dataclasses.replace(teacher.cfg, guidance_embed=True))
+    student = GuidedDiT(teacher.cfg)
     missing, unexpected = student.load_state_dict(teacher.state_dict(), strict=False)
     assert not unexpected and all(k.startswith("g_embed.") for k in missing), (missing, unexpected)
     return student
@@ -140,7 +141,8 @@ def train_distill(
     def config_parts(step: int) -> ModelConfig:
         run = {"step": step, "teacher": str(teacher_dir), **dataclasses.asdict(tcfg)}
         record = {"distill_train": {**run, "objective": dataclasses.asdict(dcfg)}}
-        return dataclasses.replace(config, dit=student.cfg, training=config.training | record)
+        training = config.training | record
+        return dataclasses.replace(config, dit=student.cfg, guidance_distilled=True, training=training)
 
     run_with_ema(out, student, wrapped, ema, tcfg, loss_fn, config_parts, rank, progress, stop_after)
     return student

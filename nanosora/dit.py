@@ -38,10 +38,6 @@ class DiTConfig:
     # levels the model rarely trained on (an edit from t = 0.85 failed where t = 0.7 passed),
     # so the default preset trains and samples at 3, as SD3 does for its redundant images.
     flow_shift: float = 1.0
-    # guidance distillation (distill.py; Meng et al. 2023, as FLUX.1-dev ships it): the model
-    # also takes the guidance scale, embedded like the timestep, and gives the guided velocity
-    # in one pass instead of classifier-free guidance's two
-    guidance_embed: bool = False
     # Token routing in training (TREAD, Krause et al. 2025, arXiv 2501.04765): blocks
     # route[0] to route[1] - 1 see a random `route_keep` share of the tokens, the others skip
     # them and rejoin unchanged after; every token still gets the loss. It makes fine tokens
@@ -224,15 +220,6 @@ def timestep_embedding(t: torch.Tensor, dim: int = 256, max_period: float = 1000
     return torch.cat([args.cos(), args.sin()], 1)
 
 
-# guidance scales map to timestep_embedding's [0, 1] range as (g - 1) / GUIDANCE_RANGE: 1 (no
-# guidance) is 0, and the scales distillation trains on (1-13) stay within about [0, 1]
-GUIDANCE_RANGE = 12.0
-
-
-def guidance_coordinate(g: torch.Tensor) -> torch.Tensor:
-    return (g - 1.0) / GUIDANCE_RANGE
-
-
 class TextContext(NamedTuple):
     """What the text contributes to every forward pass, made by DiT.text_context. It depends
     on the prompt alone, so a sampler makes it once and reuses it at every step (the text
@@ -264,8 +251,6 @@ class DiT(nn.Module):
             nn.Linear(cfg.text_dim, d), nn.GELU(approximate="tanh"), nn.Linear(d, d)
         )
         self.pool_proj = nn.Linear(cfg.text_dim, d)
-        if cfg.guidance_embed:
-            self.g_embed = nn.Sequential(nn.Linear(256, d), nn.SiLU(), nn.Linear(d, d))
         self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.depth)])
         self.norm_out = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
         self.ada_out = nn.Linear(d, 2 * d)
@@ -282,9 +267,7 @@ class DiT(nn.Module):
         for blk in self.blocks:
             nn.init.zeros_(blk.ada.weight)
             nn.init.zeros_(blk.ada.bias)
-        # a zero guidance embedding: a model made from a trained one starts as exactly that one
-        outs = (self.ada_out, self.patch_out) + ((self.g_embed[-1],) if self.cfg.guidance_embed else ())
-        for m in outs:
+        for m in (self.ada_out, self.patch_out):
             nn.init.zeros_(m.weight)
             nn.init.zeros_(m.bias)
 
@@ -320,15 +303,15 @@ class DiT(nn.Module):
         text_mask: torch.Tensor | None = None,
         cond: torch.Tensor | None = None,
         frame_mask: torch.Tensor | None = None,
-        guidance: torch.Tensor | None = None,
         route: torch.Tensor | None = None,
+        vec: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Velocity for x (B, C, T, h, w) at times t (B,). text (B, L, text_dim) with a (B, L)
         mask, or a TextContext made from them once (then text_mask is not needed). cond: clean
         latents of the given frames (B, C, T, h, w); frame_mask (B, T), 1 where cond holds a
-        given frame. guidance (B,): the scale a guidance-distilled model (cfg.guidance_embed)
-        gives the velocity for (None: 1, no guidance); other models refuse it. route (B, K):
-        the tokens kept in the routed blocks (route_indices; training with cfg.route only)."""
+        given frame. route (B, K): the tokens kept in the routed blocks (route_indices;
+        training with cfg.route only). vec (B, D): more conditioning, added to the timestep's
+        and the pooled prompt's (a subclass's own input: guided.GuidedDiT's guidance scale)."""
         b, c, T, h, w = x.shape
         if c != self.cfg.latent_channels:
             raise ValueError(f"latents have {c} channels; this model takes {self.cfg.latent_channels}")
@@ -347,11 +330,8 @@ class DiT(nn.Module):
                 raise ValueError("text_mask is needed with text embeddings (or pass a TextContext)")
             text = self.text_context(text, text_mask, keys_values=False)
         c_vec = self.t_embed(timestep_embedding(t)) + text.pooled  # (B, D)
-        if self.cfg.guidance_embed:
-            g = x.new_ones(b) if guidance is None else guidance.to(x.dtype)
-            c_vec = c_vec + self.g_embed(timestep_embedding(guidance_coordinate(g)))
-        elif guidance is not None:
-            raise ValueError("this model was not guidance-distilled: it takes no guidance input")
+        if vec is not None:
+            c_vec = c_vec + vec
         angles = rope_angles((gt, gh, gw), self.cfg.dim // self.cfg.heads, self.cfg.rope_theta, x.device)
         rotation = full_rotation = rope_rotation(angles)
         if route is not None and not self.cfg.routes:

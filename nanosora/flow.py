@@ -150,24 +150,6 @@ def guided(
     return fn
 
 
-def one_pass_serves(dit_cfg, cond_guidance: float = 1.0, has_cond: bool = False) -> bool:
-    """Whether a transformer gives guided velocities in one pass: a guidance-distilled one
-    (DiTConfig.guidance_embed), for text guidance, which is all it was distilled for (with
-    given frames: guidance towards the prompt with the frames kept, cond_guidance 1)."""
-    return bool(getattr(dit_cfg, "guidance_embed", False)) and (not has_cond or cond_guidance == 1.0)
-
-
-def distilled(model_fn: Callable[[torch.Tensor, float, float], torch.Tensor], guidance: float, until: float):
-    """Guidance from a guidance-distilled transformer: model_fn(x, t, g) is its velocity at
-    scale g, one pass a step; the scale is `guidance` while t > until, then 1 (unguided), the
-    same interval as `guided`."""
-
-    def fn(x, t):
-        return model_fn(x, t, guidance if is_guided(t, until) else 1.0)
-
-    return fn
-
-
 def denoise(
     velocity: VelocityFn,
     x: torch.Tensor,

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nanosora import __version__, flow, modeldir, pipeline, vocabulary
+from nanosora import __version__, guided, modeldir, pipeline, vocabulary
 from nanosora.modelconfig import ModelConfig
 from nanosora.request import GenerationRequest, frames_for
 from nanosora.timeline import Timeline
@@ -326,20 +326,21 @@ class Model:
     def guidance_passes(self, guidance: float, one_pass_guidance: bool = True) -> int:
         """Transformer passes a guided text-to-video step makes: 1 for a guidance-distilled
         model (or guidance 1), else 2."""
-        if guidance == 1.0 or (one_pass_guidance and flow.one_pass_serves(self.dit.cfg)):
+        if guidance == 1.0 or (one_pass_guidance and guided.one_pass_serves(self.dit)):
             return 1
         return 2
 
 
 def load(
     path: str | Path | None = None,
-    int8: bool = False,
+    int8: bool | str = False,
     compile: bool = False,
     bf16: bool = False,
     lora=None,
 ) -> Model:
     """Load a model directory (None: the shipped default model). `int8`: the transformer's
-    linear layers quantized to int8 with dynamic activation scales (CPU); `bf16`: the
+    linear layers quantized to int8 with dynamic activation scales (CPU; True, or a back end
+    of quant.BACKENDS); `bf16`: the
     transformer run under bf16 autocast (a CPU with native bf16); `compile`: the transformer
     compiled with torch.compile (the first generation pays the compile time). `lora`: LoRA
     adapters trained on this model (`nanosora train lora`), as a file or folder, "FILE:SCALE",
@@ -364,16 +365,9 @@ def load(
         if int8 or compile:  # quantizing or compiling the adapter layers would be wasted work
             lora_mod.fuse(dit)
     if int8:
-        import warnings
+        from nanosora import quant
 
-        from torch.ao.quantization import quantize_dynamic
-
-        # torch.ao's eager quantization is deprecated in favour of torchao, but it is still the
-        # one int8 CPU path that needs no extra package; the warning is about that, not us
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=DeprecationWarning)
-            warnings.filterwarnings("ignore", category=UserWarning)
-            dit = quantize_dynamic(dit, {torch.nn.Linear}, dtype=torch.qint8)
+        dit = quant.int8(dit, int8 if isinstance(int8, str) else quant.DEFAULT)
     if bf16:
         dit = device.CPUBF16(dit)
     if compile:

@@ -48,6 +48,8 @@ class ModelConfig:
     trained_steps: int | None = None  # set when exported from a chosen checkpoint
     # every word of its training captions (vocabulary.py): what a prompt may talk about
     vocabulary: tuple[str, ...] = ()
+    # its transformer also takes the guidance scale (guided.GuidedDiT, made by distill.py)
+    guidance_distilled: bool = False
 
     @property
     def expands_flatland(self) -> bool:
@@ -71,6 +73,8 @@ class ModelConfig:
             out["trained_steps"] = self.trained_steps
         if self.vocabulary:
             out["vocabulary"] = list(self.vocabulary)
+        if self.guidance_distilled:
+            out["guidance_distilled"] = True
         return out
 
 
@@ -103,9 +107,17 @@ def from_json(d: dict, where: str = "config.json") -> ModelConfig:
     except (TypeError, ValueError) as e:
         raise ValueError(f"{where}: bad 'vae' section ({e})") from None
     dit = None
+    distilled = d.get("guidance_distilled", False)
+    if not isinstance(distilled, bool):
+        raise ValueError(f"{where}: 'guidance_distilled' must be true or false")
     if "dit" in d:
+        # configs written before guidance distillation had its own seam (guided.py) said so
+        # inside the transformer's section
+        section = dict(d["dit"]) if isinstance(d["dit"], dict) else d["dit"]
+        if isinstance(section, dict) and "guidance_embed" in section:
+            distilled = bool(section.pop("guidance_embed")) or distilled
         try:
-            dit = from_dict(DiTConfig, d["dit"])
+            dit = from_dict(DiTConfig, section)
         except (TypeError, ValueError) as e:
             raise ValueError(f"{where}: bad 'dit' section ({e})") from None
     try:
@@ -119,7 +131,7 @@ def from_json(d: dict, where: str = "config.json") -> ModelConfig:
     if not isinstance(vocab, list) or not all(isinstance(w, str) for w in vocab):
         raise ValueError(f"{where}: 'vocabulary' must be a list of words")
     rest["vocabulary"] = tuple(vocab)
-    cfg = ModelConfig(vae=vae, dit=dit, text=text, training=runs, **rest)
+    cfg = ModelConfig(vae=vae, dit=dit, text=text, training=runs, guidance_distilled=distilled, **rest)
     if (
         not isinstance(cfg.fps, int)
         or not 1 <= cfg.fps <= 30

@@ -105,14 +105,21 @@ def latent_stats(vae, vcfg):
     return vae
 
 
-def load_dit(folder: str | Path):
+def new_dit(cfg: ModelConfig):
+    """The transformer a model config describes, freshly initialised: a DiT, or a
+    guided.GuidedDiT for a guidance-distilled model."""
     from nanosora.dit import DiT
+    from nanosora.guided import GuidedDiT
 
-    dcfg = read_config(folder).dit
-    if dcfg is None:
+    return (GuidedDiT if cfg.guidance_distilled else DiT)(cfg.dit)
+
+
+def load_dit(folder: str | Path):
+    cfg = read_config(folder)
+    if cfg.dit is None:
         raise ModelError(f"{Path(folder) / 'config.json'}: has no 'dit' section")
     with torch.device("meta"):
-        dit = DiT(dcfg)
+        dit = new_dit(cfg)
     return load_weights(Path(folder) / "dit.safetensors", dit).eval()
 
 

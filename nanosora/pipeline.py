@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from nanosora import flow, timeline
+from nanosora import flow, guided, timeline
 from nanosora.config import DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_UNTIL, DEFAULT_STEPS
 from nanosora.text import pad_tokens
 from nanosora.timeline import Timeline
@@ -166,7 +166,7 @@ def sample_latents(
     init/strength: start from `init` noised to time `strength` instead of from pure noise
     (SDEdit, Meng et al. 2022): the lower the strength, the more of `init` survives.
     guidance_until: steps at times t <= this run without guidance (flow.guided).
-    one_pass_guidance: with a guidance-distilled transformer (distill.py), guide in one pass
+    one_pass_guidance: with a guidance-distilled transformer (guided.py), guide in one pass
     per step (False: classifier-free guidance's passes, as for any other model)."""
     b = len(seeds)
     shift = shift_of(dit, shape) if shift is None else shift
@@ -176,7 +176,8 @@ def sample_latents(
         x = (1 - schedule[0]) * init + schedule[0] * x
     has_cond = frame_mask is not None and bool(frame_mask.any())
     modes = flow.guidance_modes(guidance, cond_guidance, has_cond)
-    one_pass = one_pass_guidance and len(modes) > 1 and flow.one_pass_serves(dit.cfg, cond_guidance, has_cond)
+    # a guidance-distilled transformer (guided.py) guides in one pass a step
+    one_pass = one_pass_guidance and len(modes) > 1 and guided.one_pass_serves(dit, cond_guidance, has_cond)
     if one_pass:
         modes = modes[:1]
     # every pass of a step in one batch: text padded to one length (padding is masked out)
@@ -198,13 +199,13 @@ def sample_latents(
         k = len(some)
         n = k * b
         c = conds[:n] if conds is not None else None
-        g = None if scale is None else torch.full((n,), float(scale))
+        g = {} if scale is None else {"guidance": torch.full((n,), float(scale))}
         with torch.inference_mode():
-            v = dit(x.repeat(k, 1, 1, 1, 1), torch.full((n,), float(t)), contexts[k], None, c, fms[:n], g)
+            v = dit(x.repeat(k, 1, 1, 1, 1), torch.full((n,), float(t)), contexts[k], None, c, fms[:n], **g)
         return list(v.chunk(k))
 
     if one_pass:
-        velocity = flow.distilled(lambda x, t, g: model_fn(x, t, modes, g)[0], guidance, guidance_until)
+        velocity = guided.velocity(lambda x, t, g: model_fn(x, t, modes, g)[0], guidance, guidance_until)
     else:
         velocity = flow.guided(model_fn, guidance, cond_guidance, has_cond, until=guidance_until)
     x = flow.denoise(velocity, x, schedule, method, callback)

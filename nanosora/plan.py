@@ -51,8 +51,11 @@ DEVICES = {
 CPU_WATTS = 30.0  # two busy laptop/server cores with their share of memory power: an assumption
 
 
-def dit_forward_flops(cfg: DiTConfig, tokens: int, text_tokens: int = 48, batch: int = 1) -> float:
-    """FLOPs of one forward pass over `tokens` spacetime patches and `text_tokens` text tokens."""
+def dit_forward_flops(
+    cfg: DiTConfig, tokens: int, text_tokens: int = 48, batch: int = 1, distilled: bool = False
+) -> float:
+    """FLOPs of one forward pass over `tokens` spacetime patches and `text_tokens` text tokens;
+    `distilled`: a guided.GuidedDiT, which also embeds the guidance scale."""
     d, L, n = cfg.dim, text_tokens, tokens
     hidden = int(d * cfg.mlp_ratio)
     patch_vol = math.prod(cfg.patch)
@@ -65,7 +68,7 @@ def dit_forward_flops(cfg: DiTConfig, tokens: int, text_tokens: int = 48, batch:
     )
     io = n * 2 * d * ((2 * cfg.latent_channels + 1) * patch_vol + cfg.latent_channels * patch_vol)
     text = L * 2 * (cfg.text_dim * d + d * d) + 2 * (256 * d + d * d + cfg.text_dim * d + 2 * d * d)
-    if cfg.guidance_embed:  # the guidance scale's embedding, like the timestep's
+    if distilled:  # the guidance scale's embedding, like the timestep's
         text += 2 * (256 * d + d * d)
     return float(batch * (cfg.depth * per_block + io + text))
 

@@ -3,15 +3,14 @@ samples with one transformer pass per step at the scale the guidance interval gi
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
 
-from nanosora import cli, flow, modeldir, pipeline, train
+from nanosora import cli, guided, modeldir, pipeline, train
 from nanosora.distill import DistillConfig, distill_loss, draw_scales, student_of, train_distill
 from nanosora.dit import DIT_PRESETS, DiT
+from nanosora.guided import GuidedDiT
 from nanosora.model import load
 from tests.helpers import FakeCache, fill_zeros, make_tiny_model
 
@@ -34,7 +33,8 @@ def inputs(b=2, seed=1):
 def test_student_starts_as_its_teacher_and_learns_to_take_the_scale():
     teacher = tiny_teacher()
     student = student_of(teacher).eval()
-    assert student.cfg.guidance_embed and not teacher.cfg.guidance_embed
+    assert isinstance(student, GuidedDiT) and not isinstance(teacher, GuidedDiT)
+    assert student.cfg == teacher.cfg
     x = inputs()
     with torch.no_grad():
         ref = teacher(*x)
@@ -45,7 +45,7 @@ def test_student_starts_as_its_teacher_and_learns_to_take_the_scale():
         assert not torch.allclose(
             student(*x, guidance=torch.full((2,), 1.0)), student(*x, guidance=torch.full((2,), 8.0))
         )
-    with pytest.raises(ValueError, match="not guidance-distilled"):
+    with pytest.raises(TypeError, match="guidance"):  # a plain DiT takes no scale
         teacher(*x, guidance=torch.full((2,), 2.0))
     with pytest.raises(ValueError, match="already guidance-distilled"):
         student_of(student)
@@ -83,14 +83,14 @@ def test_scales_cover_the_range_and_one():
 
 def test_one_pass_guidance_takes_the_scale_while_guidance_lasts():
     seen = []
-    v = flow.distilled(lambda x, t, g: seen.append((t, g)) or x * 0, 8.0, until=0.45)
+    v = guided.velocity(lambda x, t, g: seen.append((t, g)) or x * 0, 8.0, until=0.45)
     for t in (0.9, 0.5, 0.45, 0.2):
         v(torch.zeros(1), t)
     assert seen == [(0.9, 8.0), (0.5, 8.0), (0.45, 1.0), (0.2, 1.0)]
-    cfg = dataclasses.replace(DIT_PRESETS["tiny"], guidance_embed=True)
-    assert flow.one_pass_serves(cfg) and flow.one_pass_serves(cfg, 1.0, has_cond=True)
-    assert not flow.one_pass_serves(cfg, 2.0, has_cond=True)  # image guidance needs its passes
-    assert not flow.one_pass_serves(DIT_PRESETS["tiny"])
+    student = GuidedDiT(DIT_PRESETS["tiny"])
+    assert guided.one_pass_serves(student) and guided.one_pass_serves(student, 1.0, has_cond=True)
+    assert not guided.one_pass_serves(student, 2.0, has_cond=True)  # image guidance needs its passes
+    assert not guided.one_pass_serves(DiT(DIT_PRESETS["tiny"]))
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def distilled_dir(tmp_path_factory):
 def test_distilled_model_directory_samples_in_one_pass_per_step(distilled_dir):
     assert (distilled_dir / "vae.safetensors").is_file()
     cfg = modeldir.read_config(distilled_dir)
-    assert cfg.dit.guidance_embed and cfg.training["distill_train"]["step"] == 3
+    assert cfg.guidance_distilled and cfg.training["distill_train"]["step"] == 3
     model = load(distilled_dir)
     assert model.guidance_passes(8.0) == 1 and model.guidance_passes(8.0, one_pass_guidance=False) == 2
     calls = []

@@ -33,6 +33,19 @@ def test_the_shipped_config_reads_strictly():
     assert cfg.name == "default" and cfg.expands_flatland and cfg.window == 17
 
 
+@pytest.mark.parametrize("legacy", [False, True])
+def test_a_config_from_before_the_guidance_seam_reads_as_it_meant(legacy):
+    """Configs once said "guidance_embed" inside the transformer's section (the shipped one
+    still does); it now is the model's `guidance_distilled`, and is written there."""
+    d = modeldir.read_config(default_model_path()).to_json()
+    assert "guidance_embed" not in d["dit"] and "guidance_distilled" not in d
+    d["dit"]["guidance_embed"] = legacy
+    cfg = modelconfig.from_json(d)
+    assert cfg.guidance_distilled is legacy
+    assert ("guidance_distilled" in cfg.to_json()) is legacy
+    assert modelconfig.from_json(cfg.to_json()) == cfg
+
+
 @pytest.mark.parametrize(
     "change,message",
     [
@@ -42,6 +55,7 @@ def test_the_shipped_config_reads_strictly():
         (lambda d: d["dit"].update(depht=3), "bad 'dit' section"),
         (lambda d: d.update(fps=0), "fps 0"),
         (lambda d: d.update(format=2), "not a nanosora model config"),
+        (lambda d: d.update(guidance_distilled="yes"), "'guidance_distilled' must be true or false"),
     ],
 )
 def test_bad_configs_are_refused_by_name(tmp_path, change, message):

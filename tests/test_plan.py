@@ -3,7 +3,6 @@ timeline, and the CLI reports time and energy from stated assumptions."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 
@@ -13,6 +12,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from nanosora import cli, plan
 from nanosora.dit import DIT_PRESETS, DiT
+from nanosora.guided import GuidedDiT
 
 
 @pytest.mark.parametrize(
@@ -21,17 +21,19 @@ from nanosora.dit import DIT_PRESETS, DiT
      ("tiny", (5, 4, 4), True)],
 )  # fmt: skip
 def test_transformer_flops_match_torchs_counter(preset, grid, distilled):
-    cfg = dataclasses.replace(DIT_PRESETS[preset], guidance_embed=distilled)
-    m = DiT(cfg).eval()
+    cfg = DIT_PRESETS[preset]
+    m = (GuidedDiT if distilled else DiT)(cfg).eval()
     b, L = 2, 12
     x = torch.randn(b, cfg.latent_channels, *grid)
-    g = torch.full((b,), 5.0) if distilled else None
+    g = {"guidance": torch.full((b,), 5.0)} if distilled else {}
     with FlopCounterMode(display=False) as fc, torch.no_grad():
-        m(x, torch.rand(b), torch.randn(b, L, cfg.text_dim), torch.ones(b, L, dtype=torch.bool), guidance=g)
+        m(x, torch.rand(b), torch.randn(b, L, cfg.text_dim), torch.ones(b, L, dtype=torch.bool), **g)
     n = math.prod(g // p for g, p in zip(grid, cfg.patch, strict=True))
     # torch's counter leaves out CPU attention kernels; the planner counts them
     attention = b * cfg.depth * (4 * n * n * cfg.dim + 4 * n * L * cfg.dim)
-    assert plan.dit_forward_flops(cfg, n, L, b) - attention == pytest.approx(fc.get_total_flops(), rel=0.01)
+    assert plan.dit_forward_flops(cfg, n, L, b, distilled) - attention == pytest.approx(
+        fc.get_total_flops(), rel=0.01
+    )
 
 
 def test_windows_follow_the_timeline():
