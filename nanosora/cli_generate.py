@@ -15,7 +15,7 @@ from pathlib import Path
 
 from nanosora import vocabulary
 from nanosora.cli_args import add_threads
-from nanosora.config import DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_UNTIL, DEFAULT_STEPS, SAMPLERS
+from nanosora.config import DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_UNTIL, DEFAULT_STEPS
 from nanosora.request import DEFAULT_STRENGTH, MAX_SECONDS, GenerationRequest
 
 EPILOG = """examples:
@@ -41,7 +41,7 @@ Outputs: .mp4, .gif, .png (contact sheet), or a folder ending in / (PNG frames).
 JOB_KEYS = {
     "name", "prompt", "width", "height", "seconds", "fps", "seed", "steps", "guidance",
     "guidance_until", "negative_prompt", "image", "image_frame", "extend", "backward", "loop", "connect",
-    "edit", "strength", "shots", "cond_guidance", "sampler", "expand", "two_pass_guidance",
+    "edit", "strength", "shots", "cond_guidance", "expand", "two_pass_guidance",
 }  # fmt: skip
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
@@ -118,14 +118,6 @@ def add_generate(sub, side, fps, positive_int) -> None:
     )
     add_threads(g)
     g.add_argument("--negative-prompt", default="", help="what to steer away from (default none)")
-    g.add_argument(
-        "--sampler",
-        choices=SAMPLERS,
-        default="euler",
-        help="ODE sampler: euler (default), heun (2 calls a step), ab2 (2nd order, 1 call a step; "
-        "it overshoots with guidance: for few steps the default model does better with euler "
-        "and --guidance 4)",
-    )
     g.add_argument("--no-expand", action="store_true", help="use the prompt as it is, without expansion")
     g.add_argument(
         "--int8", action="store_true", help="int8 transformer (CPU; faster, measured in the README)"
@@ -209,7 +201,7 @@ def job_request(job: dict, base: Path = Path(".")) -> GenerationRequest:
     if job.get("backward") and job.get("extend") is None:
         raise ValueError("backward goes with extend (a video to continue)")
     same = ("width", "height", "seconds", "fps", "seed", "steps", "guidance", "negative_prompt")
-    kw = {k: job[k] for k in same + ("image_frame", "cond_guidance", "guidance_until", "sampler") if k in job}
+    kw = {k: job[k] for k in same + ("image_frame", "cond_guidance", "guidance_until") if k in job}
     kw.update(
         prompt=job.get("prompt") or "",
         expand=bool(job.get("expand", True)),
@@ -256,7 +248,6 @@ def _args_job(args: argparse.Namespace) -> dict:
         "guidance_until": args.guidance_until,
         "cond_guidance": args.cond_guidance,
         "negative_prompt": args.negative_prompt,
-        "sampler": args.sampler,
         "expand": not args.no_expand,
         "two_pass_guidance": args.two_pass_guidance,
         "image": args.image,

@@ -352,7 +352,7 @@ def cmd_train_vae(args: argparse.Namespace) -> int:
 
 
 def add_eval(sub) -> None:
-    from nanosora.config import DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_UNTIL, DEFAULT_STEPS, SAMPLERS
+    from nanosora.config import DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_UNTIL, DEFAULT_STEPS
 
     e = sub.add_parser(
         "eval",
@@ -398,9 +398,6 @@ def add_eval(sub) -> None:
     e.add_argument("--out", default=None, help="folder for world_benchmark.json and samples.png")
     add_threads(e)
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    e.add_argument(
-        "--sampler", choices=SAMPLERS, default="euler", help="ODE sampler (default euler; see generate)"
-    )
     e.add_argument("--int8", action="store_true", help="evaluate the int8-quantized transformer")
     e.add_argument("--bf16", action="store_true", help="evaluate the transformer under CPU bf16 autocast")
     e.add_argument("--compile", action="store_true", help="evaluate with the transformer compiled")
@@ -462,7 +459,6 @@ def cmd_eval_world(args: argparse.Namespace) -> int:
         guidance=args.guidance,
         guidance_until=args.guidance_until,
         out_dir=args.out,
-        sampler=args.sampler,
         one_pass_guidance=not args.two_pass_guidance,
         validation=args.validation,
     )

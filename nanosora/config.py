@@ -10,8 +10,6 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-# the ODE samplers flow.denoise knows (here, so the CLI can list them without importing torch)
-SAMPLERS = ("euler", "heun", "ab2")
 DEFAULT_STEPS = 20
 # Text guidance. World benchmark, 32 prompts in each of 4 suites (127 clips): the previous
 # default model passed 25 clips at 8 against 17 at 4 (10 scored like 8); the shipped one 42

@@ -250,7 +250,6 @@ def run(
     guidance: float = DEFAULT_GUIDANCE,
     out_dir: str | Path | None = None,
     progress: bool = True,
-    sampler: str = "euler",
     guidance_until: float = DEFAULT_GUIDANCE_UNTIL,
     one_pass_guidance: bool = True,
     validation: bool = False,
@@ -286,7 +285,6 @@ def run(
             guidance=guidance,
             guidance_until=guidance_until,
             seed=c.seed,
-            sampler=sampler,
             one_pass_guidance=one_pass_guidance,
         )
         verdict = score(v.frames, v.fps, c.prompt)

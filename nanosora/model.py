@@ -153,7 +153,7 @@ class Model:
         - shots: `shots=[{"prompt": ..., "seconds": ...}, ...]`, one cut after another.
 
         Other keywords: width, height, seconds or frames, fps, seed, negative_prompt, steps,
-        guidance, guidance_until, cond_guidance, sampler, one_pass_guidance, expand,
+        guidance, guidance_until, cond_guidance, one_pass_guidance, expand,
         expand_hook, watermark (request.GenerationRequest and request.Sampling say what each
         does). `callback(step, total, latents)` is called after every sampling step.
 
@@ -194,7 +194,6 @@ class Model:
                 guidance=sp.guidance,
                 guidance_until=sp.guidance_until,
                 cond_guidance=sp.cond_guidance,
-                method=sp.sampler,
                 one_pass_guidance=sp.one_pass_guidance,
             )
 
@@ -266,7 +265,6 @@ class Model:
             "guidance": sp.guidance,
             "guidance_until": sp.guidance_until,
             "guidance_passes": self.guidance_passes(sp.guidance, sp.one_pass_guidance),
-            "sampler": sp.sampler,
             "seconds_to_generate": round(time.perf_counter() - t0, 3),
         }
         if unknown:

@@ -154,7 +154,6 @@ def sample_latents(
     cond: torch.Tensor | None = None,
     frame_mask: torch.Tensor | None = None,
     cond_guidance: float = 1.0,
-    method: str = "euler",
     shift: float | None = None,
     init: torch.Tensor | None = None,
     strength: float = 1.0,
@@ -208,7 +207,7 @@ def sample_latents(
         velocity = guided.velocity(lambda x, t, g: model_fn(x, t, modes, g)[0], guidance, guidance_until)
     else:
         velocity = flow.guided(model_fn, guidance, cond_guidance, has_cond, until=guidance_until)
-    x = flow.denoise(velocity, x, schedule, method, callback)
+    x = flow.denoise(velocity, x, schedule, callback)
     if has_cond:  # given frames are given: keep them exactly
         m = frame_mask[:, None, :, None, None].to(x.dtype)
         x = x * (1 - m) + cond * m
@@ -227,7 +226,6 @@ def fill(
     guidance: float = DEFAULT_GUIDANCE,
     guidance_until: float = DEFAULT_GUIDANCE_UNTIL,
     cond_guidance: float = 1.0,
-    method: str = "euler",
     strength: float = 1.0,
     callback: Callable[[int, int, torch.Tensor], None] | None = None,
     one_pass_guidance: bool = True,
@@ -269,7 +267,6 @@ def fill(
             cond=cond,
             frame_mask=frame_mask,
             cond_guidance=cond_guidance,
-            method=method,
             shift=shifts[k],
             init=z if tl.init is not None else None,
             strength=strength,

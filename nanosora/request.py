@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from nanosora.config import DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_UNTIL, DEFAULT_STEPS, SAMPLERS
+from nanosora.config import DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_UNTIL, DEFAULT_STEPS
 
 MODES = ("text", "image", "extend", "edit", "connect", "loop", "shots")
 MAX_SECONDS = 60.0
@@ -58,7 +58,6 @@ class Sampling:
     guidance_until: float = DEFAULT_GUIDANCE_UNTIL
     # guidance towards given frames (image, extend, connect, loop with an image)
     cond_guidance: float = 1.0
-    sampler: str = "euler"
     # a guidance-distilled model guides in one pass a step; False runs guidance's two passes
     one_pass_guidance: bool = True
 
@@ -68,8 +67,6 @@ class Sampling:
         _number(self.guidance, "guidance", 0)
         _number(self.cond_guidance, "cond_guidance", 0)
         _number(self.guidance_until, "guidance-until", 0, 1)
-        if self.sampler not in SAMPLERS:
-            raise ValueError(f"sampler {self.sampler!r} is not known: use one of {', '.join(SAMPLERS)}")
 
 
 @dataclass(frozen=True)
@@ -217,7 +214,6 @@ class GenerationRequest:
         guidance: float = DEFAULT_GUIDANCE,
         guidance_until: float = DEFAULT_GUIDANCE_UNTIL,
         cond_guidance: float = 1.0,
-        sampler: str = "euler",
         one_pass_guidance: bool = True,
         **rest,
     ) -> GenerationRequest:
@@ -245,7 +241,7 @@ class GenerationRequest:
         unknown = set(rest) - named
         if unknown:
             raise TypeError(f"generate() got unexpected keyword(s): {', '.join(sorted(unknown))}")
-        sampling = Sampling(steps, guidance, guidance_until, cond_guidance, sampler, one_pass_guidance)
+        sampling = Sampling(steps, guidance, guidance_until, cond_guidance, one_pass_guidance)
         media = dict(image=image, video=video, connect=tuple(connect) if connect is not None else ())
         if mode == "extend":
             media["direction"] = extend

@@ -199,7 +199,6 @@ def test_latent_mask_groups():
         (dict(guidance=-1), "guidance"),
         (dict(steps=0), "steps"),
         (dict(seconds=61), "seconds"),
-        (dict(sampler="ddim"), "sampler"),
         (dict(guidance_until=1.5), "guidance-until 1.5 is not valid"),
         (dict(image=np.zeros((4, 4, 3), np.uint8), strength=0.5), "choose one mode"),
         (dict(video=np.zeros((5, 16, 16, 3), np.uint8)), "needs a mode"),

@@ -31,10 +31,10 @@ def test_the_mode_follows_the_arguments(kwargs, mode):
 
 def test_keywords_are_gathered_into_the_request():
     r = GenerationRequest.from_kwargs(
-        "a red circle", video=CLIP, extend="backward", steps=3, guidance=2.0, sampler="heun", seed=7
+        "a red circle", video=CLIP, extend="backward", steps=3, guidance=2.0, seed=7
     )
     assert r.direction == "backward" and r.seed == 7
-    assert r.sampling == Sampling(steps=3, guidance=2.0, sampler="heun")
+    assert r.sampling == Sampling(steps=3, guidance=2.0)
     assert GenerationRequest.from_kwargs("a", video=CLIP, strength=0.25).strength == 0.25
     assert GenerationRequest(mode="edit", prompt="a", video="v.mp4").strength == DEFAULT_STRENGTH
     assert GenerationRequest.from_kwargs("a", shots=[{"prompt": "a red circle"}]).shots == (
@@ -55,7 +55,6 @@ def test_keywords_are_gathered_into_the_request():
         (dict(frames=0), "frames 0 is not valid"),
         (dict(steps=0), "steps 0 is not valid"),
         (dict(guidance=-1), "guidance -1 is not valid"),
-        (dict(sampler="ddim"), "sampler 'ddim' is not known: use one of euler, heun, ab2"),
         (dict(shots=[{"prompt": "a red circle", "seconds": 0}]), r"shot 1: seconds 0 is not valid"),
         (dict(shots=[{"prompt": "a", "length": 2}]), "shot 1 must be"),
     ],
