@@ -11,7 +11,7 @@ import torch
 
 from nanosora import cache, data, modeldir, train
 from nanosora.config import VAE_PRESETS
-from nanosora.dit import DIT_PRESETS
+from nanosora.dit import DIT_PRESETS, DiT
 from nanosora.model import load
 from nanosora.train_dit import train_dit
 from nanosora.train_vae import train_vae
@@ -133,8 +133,13 @@ def test_dit_trains_on_the_fly_without_a_cache(model_dir, tmp_path):
     lat, text, mask, caps = src.batch(2, seed=0, step=0)
     assert lat.shape[:2] == (2, 4) and text.shape[0] == 2 and len(caps) == 2
     cfg = train.TrainConfig(steps=2, batch=2, lr=1e-3, warmup=1, ckpt_every=2)
-    train_dit(tmp_path, DIT_PRESETS["tiny"], cfg, src, progress=False)
-    assert (tmp_path / "dit.safetensors").exists()
+    torch.manual_seed(0)
+    start = DiT(DIT_PRESETS["tiny"]).state_dict()
+    trained = train_dit(tmp_path, DIT_PRESETS["tiny"], cfg, src, progress=False)
+    rows = [json.loads(r) for r in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "loss" in r][-1] == 2
+    assert any(not torch.equal(v, trained.state_dict()[k]) for k, v in start.items())  # it learned
+    assert modeldir.load_dit(tmp_path).cfg == trained.cfg  # and saved a loadable transformer
 
 
 def test_missing_text_encoder_is_a_clear_error(tmp_path):
