@@ -2,7 +2,10 @@
 
 Two back ends do the same arithmetic: torch.ao's eager dynamic quantization (deprecated, but
 part of torch) and torchao's `Int8DynamicActivationInt8WeightConfig`, its successor, an extra
-package. benchmarks/int8.py measures both side by side; DEFAULT is what it found faster here.
+package. benchmarks/int8.py measures both side by side on the shipped model: on this
+project's CPUs torchao's path came out slower than torch.ao's (closer to float32, but slower
+than float32 itself), so torch.ao stays the default until torchao's CPU kernels catch up;
+`nanosora.load(int8="torchao")` takes the other.
 """
 
 from __future__ import annotations
