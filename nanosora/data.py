@@ -140,7 +140,9 @@ class FolderSource:
     - a sidecar text file per clip (`a.mp4` with `a.txt`).
 
     Clips are cropped to the bucket's aspect ratio, resized, and cut to its frame count. A
-    file that cannot be read is skipped with a warning naming it, and the next file serves."""
+    file that cannot be read is skipped with a warning naming it, and the next file serves.
+    Where some clips have captions, those without one are skipped, named in a warning; a
+    folder with no captions at all (for the autoencoder, which reads no text) keeps them all."""
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
@@ -154,6 +156,21 @@ class FolderSource:
                 f"or stills: {', '.join(STILL_EXTS)})"
             )
         self.captions = read_captions(self.folder, self.files)
+        missing = [p.name for p in self.files if p.name not in self.captions]
+        if self.captions and missing:
+            # a folder that captions some clips means every clip to have one: a clip left out
+            # would teach the model that its pictures go with an empty prompt
+            import warnings
+
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            warnings.warn(
+                f"{self.folder}: skipping {len(missing)} clip(s) with no caption: {shown}", stacklevel=2
+            )
+            self.files = [p for p in self.files if p.name in self.captions]
+            if not self.files:
+                raise ValueError(
+                    f"{self.folder}: no clip has a caption (captions name files it does not hold)"
+                )
         self._cache: dict[Path, video.Video] = {}
         self._bad: set[Path] = set()
 

@@ -154,6 +154,23 @@ def test_caption_formats_people_already_have(tmp_path):
         data.FolderSource(tmp_path)
 
 
+def test_clips_without_a_caption_are_skipped_and_named(tmp_path):
+    from nanosora import video
+
+    frames = np.zeros((5, 16, 16, 3), np.uint8)
+    for name in ("a", "b", "c"):
+        video.write(tmp_path / f"{name}.mp4", frames, 8)
+    (tmp_path / "a.txt").write_text("a black frame")
+    with pytest.warns(UserWarning, match=r"skipping 2 clip\(s\) with no caption: b.mp4, c.mp4"):
+        src = data.FolderSource(tmp_path)
+    assert [f.name for f in src.files] == ["a.mp4"]
+    assert {src.sample(np.random.default_rng(i), data.Bucket(16, 16, 5)).caption for i in range(4)} == {
+        "a black frame"
+    }
+    (tmp_path / "a.txt").unlink()  # no captions at all: the autoencoder's folder keeps every clip
+    assert len(data.FolderSource(tmp_path).files) == 3
+
+
 def test_folder_of_videos_trains_with_captions(tmp_path):
     from nanosora import video
 
