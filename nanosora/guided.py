@@ -39,6 +39,8 @@ class GuidedDiT(DiT):
         super().__init__(cfg)
         d = cfg.dim
         self.g_embed = nn.Sequential(nn.Linear(256, d), nn.SiLU(), nn.Linear(d, d))
+        nn.init.xavier_uniform_(self.g_embed[0].weight)  # as DiT initialises its linear layers
+        nn.init.zeros_(self.g_embed[0].bias)
         nn.init.zeros_(self.g_embed[-1].weight)
         nn.init.zeros_(self.g_embed[-1].bias)
 
