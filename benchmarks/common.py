@@ -15,6 +15,14 @@ def timed(fn, repeats: int = 5, warmup: int = 2) -> float:
     return median_time(fn, repeats, warmup)
 
 
+def emit(out: dict, path: str | None) -> None:
+    """Print a benchmark's figures as JSON, and write them to `path` when one is given."""
+    print(json.dumps(out, indent=2))
+    if path:
+        with open(path, "w") as f:
+            json.dump(out, f, indent=2)
+
+
 def params(m) -> int:
     return sum(p.numel() for p in m.parameters())
 

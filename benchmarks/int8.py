@@ -12,10 +12,10 @@ from the float32 one of the same seed (mean absolute pixel difference, 0-255).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import numpy as np
+from common import emit
 
 from nanosora.model import load
 
@@ -56,10 +56,7 @@ def main() -> None:
         "ratio_to_float32": {k: round(v / med["float32"], 3) for k, v in med.items()},
         "mean_abs_pixel_diff_to_float32": diff,
     }
-    print(json.dumps(out, indent=2))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=2)
+    emit(out, args.json)
 
 
 if __name__ == "__main__":

@@ -16,12 +16,12 @@ Reported: the median times and their ratios to (1). The competing job runs throu
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import time
 
 import torch
+from common import emit
 
 from nanosora import device
 from nanosora.model import load
@@ -78,10 +78,7 @@ def main() -> None:
             "picked": round(crowded_picked / alone, 2),
         },
     }
-    print(json.dumps(out, indent=2))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=2)
+    emit(out, args.json)
 
 
 if __name__ == "__main__":

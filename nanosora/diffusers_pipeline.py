@@ -108,13 +108,12 @@ class NanoSoraPipeline(DiffusionPipeline):
             d = dict(self.config.nanosora)
             d |= {"vae": dict(self.vae.config.vae), "dit": dict(self.transformer.config.dit)}
             cfg = modelconfig.from_json(d, where="model_index.json")
-            enc = TextEncoder(
-                cfg.text.encoder, max_tokens=cfg.text.max_tokens, sentence_tokens=cfg.text.sentence_tokens
-            )
             # float32, as nanosora loads a model directory's float16 weights, whatever dtype
             # diffusers loaded them in: the same numbers, so the same frames
             vae = modeldir.latent_stats(self.vae.net.float().eval(), cfg.vae)
-            self._model = Model(vae, self.transformer.net.float().eval(), enc, cfg, Path("."))
+            self._model = Model(
+                vae, self.transformer.net.float().eval(), TextEncoder.of(cfg.text), cfg, Path(".")
+            )
         return self._model
 
     @torch.no_grad()
@@ -141,10 +140,9 @@ class NanoSoraPipeline(DiffusionPipeline):
         sampling step, steps counted over all of a video's windows; nanosora's sampler has a
         schedule per window, so `timestep` is the fraction of the video's steps still to run
         (1 at the start, 0 at the end), and what the callback returns is not fed back."""
-        if output_type not in ("np", "pil", "pt", "latent"):
+        # no "latent": nanosora decodes window by window, so a video's latents are never whole
+        if output_type not in ("np", "pil", "pt"):
             raise ValueError(f"output_type {output_type!r} is not valid: use np, pil or pt")
-        if output_type == "latent":
-            raise ValueError("output_type 'latent' is not offered: nanosora decodes window by window")
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         if not isinstance(num_videos_per_prompt, int) or num_videos_per_prompt < 1:
             raise ValueError(f"num_videos_per_prompt {num_videos_per_prompt!r} is not valid: use 1 or more")
@@ -185,13 +183,14 @@ class NanoSoraPipeline(DiffusionPipeline):
                 meta.append(v.metadata)
         if bar is not None:
             bar.close()
-        frames = np.stack(videos).astype(np.float32) / 255.0
-        if output_type == "pt":
-            frames = torch.from_numpy(frames).permute(0, 1, 4, 2, 3)
-        elif output_type == "pil":
+        if output_type == "pil":
             from PIL import Image
 
             frames = [[Image.fromarray(f) for f in v] for v in videos]
+        else:
+            frames = np.stack(videos).astype(np.float32) / 255.0
+            if output_type == "pt":
+                frames = torch.from_numpy(frames).permute(0, 1, 4, 2, 3)
         if not return_dict:
             return (frames,)
         return NanoSoraPipelineOutput(frames=frames, metadata=meta)

@@ -370,7 +370,4 @@ def load(
         dit = device.CPUBF16(dit)
     if compile:
         dit = torch.compile(dit, dynamic=True)
-    enc = TextEncoder(
-        cfg.text.encoder, max_tokens=cfg.text.max_tokens, sentence_tokens=cfg.text.sentence_tokens
-    )
-    return Model(vae, dit, enc, cfg, path)
+    return Model(vae, dit, TextEncoder.of(cfg.text), cfg, path)

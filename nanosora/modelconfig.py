@@ -113,9 +113,10 @@ def from_json(d: dict, where: str = "config.json") -> ModelConfig:
     if "dit" in d:
         # configs written before guidance distillation had its own seam (guided.py) said so
         # inside the transformer's section
-        section = dict(d["dit"]) if isinstance(d["dit"], dict) else d["dit"]
+        section = d["dit"]
         if isinstance(section, dict) and "guidance_embed" in section:
-            distilled = bool(section.pop("guidance_embed")) or distilled
+            distilled = distilled or bool(section["guidance_embed"])
+            section = {k: v for k, v in section.items() if k != "guidance_embed"}
         try:
             dit = from_dict(DiTConfig, section)
         except (TypeError, ValueError) as e:

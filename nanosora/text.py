@@ -64,6 +64,11 @@ class TextEncoder:
     empty prompt at every step); the cache is bounded.
     """
 
+    @classmethod
+    def of(cls, text_cfg) -> TextEncoder:
+        """The encoder a model's text config (modelconfig.TextConfig) names."""
+        return cls(text_cfg.encoder, max_tokens=text_cfg.max_tokens, sentence_tokens=text_cfg.sentence_tokens)
+
     def __init__(
         self,
         name_or_path: str | None = DEFAULT,
