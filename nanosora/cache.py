@@ -6,6 +6,8 @@ A shard holds clips of one bucket:
     text       (N, L, D) float16, zero-padded token embeddings of the detailed captions
     text_mask  (N, L) bool
     null_text  (L0, D) float16, the empty prompt (for classifier-free guidance dropout)
+    refs       (N, C, 1, h, w) float32: each clip's reference frame, its scene after a cut
+               (reference.py); Flatland clips only
 and in its metadata the captions and the bucket as JSON.
 
 Shards are numbered; under torchrun, rank r writes shards r, r + W, r + 2W, ... Each shard
@@ -26,9 +28,10 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from nanosora import data
+from nanosora import data, reference
 from nanosora.atomic import atomic_path
 from nanosora.text import pad_tokens
+from nanosora.vae import frames_to_tensor
 
 # What the transformer trains on: mostly the default 64x64 clip, wide and tall frames,
 # and single images (text to image).
@@ -95,11 +98,18 @@ def build(
         rng = np.random.default_rng([seed, i])
         bucket = data.pick_bucket(buckets, rng)
         count = min(shard_size, n - i * shard_size)
-        latents, captions = [], []
+        latents, captions, refs = [], [], []
+        # reference frames from a generator of their own: the clips stay what they were
+        ref_rng, every_ref = np.random.default_rng([seed, i, 1]), True
         for j in range(0, count, 16):
             samples = data.draw(source, rng, bucket, min(16, count - j))
+            ref = reference.render(samples, bucket.width, bucket.height, ref_rng)
             with torch.inference_mode():
                 latents.append(vae.encode(data.to_batch(samples)))
+                if ref is not None:
+                    refs.append(vae.encode(torch.cat([frames_to_tensor(f[None]) for f in ref])))
+                else:
+                    every_ref = False
             captions += [s.caption for s in samples]
             bar.update(len(samples))
         text, mask = _pad_half(enc.encode_tokens(captions))
@@ -109,6 +119,8 @@ def build(
             "text_mask": mask,
             "null_text": null,
         }
+        if every_ref:
+            tensors["refs"] = torch.cat(refs).contiguous()
         meta = {
             "captions": json.dumps(captions),
             "bucket": json.dumps(bucket.__dict__),
@@ -135,6 +147,7 @@ class _Group:
     text: torch.Tensor
     mask: torch.Tensor
     captions: list[str]
+    refs: torch.Tensor | None = None  # (N, C, 1, h, w), where every shard of the group has them
 
 
 class LatentCache:
@@ -174,6 +187,7 @@ class LatentCache:
                     torch.cat([pad_tokens(p[0]["text"], width) for p in parts]),
                     torch.cat([pad_tokens(p[0]["text_mask"], width) for p in parts]),
                     [c for p in parts for c in p[1]],
+                    torch.cat([p[0]["refs"] for p in parts]) if all("refs" in p[0] for p in parts) else None,
                 )
             )
         self.sizes = np.array([len(g.latents) for g in self.groups], dtype=float)
@@ -189,11 +203,28 @@ class LatentCache:
 
         return of_captions(c for g in self.groups for c in g.captions)
 
-    def batch(self, batch_size: int, seed: int, step: int, rank: int = 0):
-        """(latents (B, C, T, h, w), text (B, L, D) float32, mask (B, L), captions)."""
+    @property
+    def has_references(self) -> bool:
+        return all(g.refs is not None for g in self.groups)
+
+    def _pick(self, batch_size: int, seed: int, step: int, rank: int) -> tuple[_Group, torch.Tensor]:
         rng = data.batch_rng(seed, step, rank)
         g = self.groups[int(rng.choice(len(self.groups), p=self.sizes / self.sizes.sum()))]
-        idx = torch.as_tensor(rng.integers(0, len(g.latents), batch_size))
+        return g, torch.as_tensor(rng.integers(0, len(g.latents), batch_size))
+
+    def references(self, batch_size: int, seed: int, step: int, rank: int = 0) -> torch.Tensor:
+        """The reference latents (B, C, 1, h, w) of the clips batch() gives for these arguments."""
+        if not self.has_references:
+            raise ValueError(
+                "this cache has no reference frames (built before they were cached, or from a folder "
+                "of clips): rebuild it from Flatland with `nanosora cache`, or train without ref_p"
+            )
+        g, idx = self._pick(batch_size, seed, step, rank)
+        return g.refs[idx]
+
+    def batch(self, batch_size: int, seed: int, step: int, rank: int = 0):
+        """(latents (B, C, T, h, w), text (B, L, D) float32, mask (B, L), captions)."""
+        g, idx = self._pick(batch_size, seed, step, rank)
         mask = g.mask[idx]
         width = max(1, int(mask.sum(1).max()))  # trim padding no row in this batch uses
         return (

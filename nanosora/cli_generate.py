@@ -41,7 +41,7 @@ Outputs: .mp4, .gif, .png (contact sheet), or a folder ending in / (PNG frames).
 JOB_KEYS = {
     "name", "prompt", "width", "height", "seconds", "fps", "seed", "steps", "guidance",
     "guidance_until", "negative_prompt", "image", "image_frame", "extend", "backward", "loop", "connect",
-    "edit", "strength", "shots", "cond_guidance", "expand", "two_pass_guidance",
+    "edit", "strength", "shots", "cond_guidance", "expand", "two_pass_guidance", "after",
 }  # fmt: skip
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
@@ -152,6 +152,12 @@ def add_generate(sub, side, fps, positive_int) -> None:
         "--guidance-until the edit runs unguided (set --guidance-until 0 to guide it)",
     )
     modes.add_argument("--shots", metavar="FILE", help='JSON list of shots [{"prompt": ..., "seconds": ...}]')
+    g.add_argument(
+        "--after",
+        metavar="VIDEO",
+        help="this video follows VIDEO across a cut: the objects VIDEO's prompts introduced are known "
+        '("the red square" is VIDEO\'s), and its last frame shows them (a nanosora video)',
+    )
     modes.add_argument("--batch", metavar="FILE", help="JSONL, one job per line; needs --out-dir")
     modes.add_argument("--out-dir", help="folder for --batch outputs (<name>.mp4 unless the job says)")
     g.set_defaults(func=cmd_generate)
@@ -185,6 +191,13 @@ def _read_inputs(job: dict, base: Path) -> dict:
         if not isinstance(shots, list):
             raise ValueError('shots must be a JSON list like [{"prompt": "...", "seconds": 2}, ...]')
         out["shots"] = shots
+    if job.get("after") is not None:
+        clip = video.read(path(job["after"]))
+        out["after"] = clip.frames
+        # what it showed: its prompts (a shot list's every prompt) after the story it followed
+        prompt = clip.metadata.get("prompt")
+        said = prompt if isinstance(prompt, list) else [prompt] if isinstance(prompt, str) else []
+        out["story"] = [*clip.metadata.get("story", []), *said]
     return out
 
 
@@ -259,6 +272,7 @@ def _args_job(args: argparse.Namespace) -> dict:
         "edit": args.edit,
         "strength": args.strength,
         "shots": args.shots,
+        "after": args.after,
     }
     return {k: v for k, v in job.items() if v is not None}
 

@@ -45,6 +45,7 @@ class Sample:
     frames: np.ndarray  # uint8 (T, H, W, 3)
     caption: str
     fps: float
+    scene: object | None = None  # the Flatland scene it shows (world.scene.Scene), if one does
 
 
 def batch_rng(seed: int, step: int, rank: int = 0) -> np.random.Generator:
@@ -111,14 +112,15 @@ class FlatlandSource:
         )
         frames = render(scene, bucket.width, bucket.height, fps, seconds)
         start = int(rng.integers(0, len(frames) - bucket.frames + 1)) if self.window else 0
-        out = [Sample(frames[start : start + bucket.frames], detailed_caption(scene, seconds, rng), fps)]
+        clip = frames[start : start + bucket.frames]
+        out = [Sample(clip, detailed_caption(scene, seconds, rng), fps, scene)]
         # the rng is drawn from only when pairs are asked for, so that without them every
         # scene (and the default recipe's cache) stays what it was
         if pair and self.pairs_p and len(scene.objects) > 1 and rng.random() < self.pairs_p:
             other = colour_swapped(scene, rng, self.exclude)
             if other is not None:
                 clip = render(other, bucket.width, bucket.height, fps, seconds)[start : start + bucket.frames]
-                out.append(Sample(clip, detailed_caption(other, seconds, rng), fps))
+                out.append(Sample(clip, detailed_caption(other, seconds, rng), fps, other))
         return out
 
 

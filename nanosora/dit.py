@@ -309,9 +309,10 @@ class DiT(nn.Module):
         """Velocity for x (B, C, T, h, w) at times t (B,). text (B, L, text_dim) with a (B, L)
         mask, or a TextContext made from them once (then text_mask is not needed). cond: clean
         latents of the given frames (B, C, T, h, w); frame_mask (B, T), 1 where cond holds a
-        given frame. route (B, K): the tokens kept in the routed blocks (route_indices;
-        training with cfg.route only). vec (B, D): more conditioning, added to the timestep's
-        and the pooled prompt's (a subclass's own input: guided.GuidedDiT's guidance scale)."""
+        given frame, reference.REFERENCE where it holds a reference frame. route (B, K): the
+        tokens kept in the routed blocks (route_indices; training with cfg.route only). vec
+        (B, D): more conditioning, added to the timestep's and the pooled prompt's (a
+        subclass's own input: guided.GuidedDiT's guidance scale)."""
         b, c, T, h, w = x.shape
         if c != self.cfg.latent_channels:
             raise ValueError(f"latents have {c} channels; this model takes {self.cfg.latent_channels}")
@@ -320,7 +321,8 @@ class DiT(nn.Module):
         if frame_mask is None:
             frame_mask = x.new_zeros(b, T)
         m = frame_mask.to(x.dtype)[:, None, :, None, None].expand(b, 1, T, h, w)
-        cond = x.new_zeros(x.shape) if cond is None else cond * m
+        # the mask channel says what a latent is (new, given, or a reference frame: reference.py)
+        cond = x.new_zeros(x.shape) if cond is None else cond * (m != 0)
         inp = torch.cat([x, m, cond], 1)
         tokens = rearrange(inp, "b c (t pt) (h ph) (w pw) -> b (t h w) (c pt ph pw)", pt=pt, ph=ph, pw=pw)
         x_tok = self.patch_in(tokens)  # (B, N, D)

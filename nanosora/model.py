@@ -179,7 +179,7 @@ class Model:
         null = self.encode_text([req.negative_prompt])
         flatland = self.config.expands_flatland
 
-        def fill(tl, text, strength=1.0):
+        def fill(tl, text, strength=1.0, refs=None):
             return pipeline.fill(
                 self.vae,
                 self.dit,
@@ -195,6 +195,8 @@ class Model:
                 guidance_until=sp.guidance_until,
                 cond_guidance=sp.cond_guidance,
                 one_pass_guidance=sp.one_pass_guidance,
+                references=self.config.references,
+                refs=refs,
             )
 
         ref = None
@@ -207,6 +209,8 @@ class Model:
         width, height = resolve_size(req.width, req.height, ref)
         if ref is not None:
             ref = resize(ref, width, height)
+        # what came before the cut: its last frame shows who is in the world (reference.py)
+        before = None if req.after is None else resize(as_frames(req.after, "after")[-1:], width, height)
         new = req.frames
         if new is None:
             starts = mode in ("text", "image", "loop")
@@ -223,7 +227,11 @@ class Model:
             parts = []
             for i, (cap, s) in enumerate(zip(captions, secs, strict=True)):
                 n = frames_for(s, fps) - (1 if i else 0)
-                parts.append(fill(Timeline.blank(max(1, n), height, width), self.encode_text([cap])))
+                # across the cut, the shot before's last frame shows who is in the story
+                before = parts[-1][-1:] if parts else None
+                parts.append(
+                    fill(Timeline.blank(max(1, n), height, width), self.encode_text([cap]), refs=before)
+                )
             out = np.concatenate(parts)
         else:
             secs = new / fps or 1.0 / fps
@@ -233,20 +241,21 @@ class Model:
             if mode == "connect":
                 b = resize(as_frames(req.connect[1], "the second video of connect"), width, height)
                 tl, head, tail = pipeline.connect_timeline(ref, b, new)
-                out = np.concatenate([head, fill(tl, text), tail])
+                out = np.concatenate([head, fill(tl, text, refs=before), tail])
             elif mode == "extend":
-                out = fill(pipeline.extend_timeline(ref, new, backward=req.direction == "backward"), text)
+                tl = pipeline.extend_timeline(ref, new, backward=req.direction == "backward")
+                out = fill(tl, text, refs=before)
             elif mode == "edit":
                 tl = Timeline.blank(len(ref), height, width)
                 tl.init = ref
-                out = fill(tl, text, strength=req.strength)
+                out = fill(tl, text, strength=req.strength, refs=before)
             else:
                 tl = Timeline.blank(new, height, width)
                 if ref is not None:
                     tl.put(req.image_frame, ref)
-                out = fill(tl, text)
+                out = fill(tl, text, refs=before)
                 if mode == "loop":
-                    out = fill(pipeline.loop_timeline(out), text)[: len(out)]
+                    out = fill(pipeline.loop_timeline(out), text, refs=before)[: len(out)]
         meta = {
             "generator": f"nanosora {__version__}",
             "model": self.config.name,
@@ -269,6 +278,8 @@ class Model:
         }
         if unknown:
             meta["unknown_words"] = unknown
+        if req.story:
+            meta["story"] = list(req.story)
         adapters = self.lora_scales()
         if adapters:
             meta["lora"] = adapters
@@ -291,6 +302,9 @@ class Model:
         it continues from) and the first clip of a connect. An edit's prompt says what to
         change, so it is expanded on its own."""
         args = (seconds, aspect, req.seed, req.expand_hook, self.config.expands_flatland)
+        if req.story and (ref is None or req.mode == "edit"):  # after earlier shots: one story
+            n = len(req.story) + 1
+            return pipeline.expand_shots([*req.story, req.prompt], [seconds] * n, *args[1:])[-1]
         if ref is None or req.mode == "edit":
             return pipeline.expand_prompt(req.prompt, *args)
         backward = req.mode == "extend" and req.direction == "backward"

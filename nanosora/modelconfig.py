@@ -50,6 +50,9 @@ class ModelConfig:
     vocabulary: tuple[str, ...] = ()
     # its transformer also takes the guidance scale (guided.GuidedDiT, made by distill.py)
     guidance_distilled: bool = False
+    # its transformer was trained with reference frames (reference.py): generation shows every
+    # shot the shot before, and every later window of a clip the clip's first frame
+    references: bool = False
 
     @property
     def expands_flatland(self) -> bool:
@@ -75,6 +78,8 @@ class ModelConfig:
             out["vocabulary"] = list(self.vocabulary)
         if self.guidance_distilled:
             out["guidance_distilled"] = True
+        if self.references:
+            out["references"] = True
         return out
 
 
@@ -128,6 +133,9 @@ def from_json(d: dict, where: str = "config.json") -> ModelConfig:
     # run folders keep each record at the top level while training; exported ones in "training"
     runs = dict(d.get("training", {})) | {k: d[k] for k in RUN_RECORDS if k in d}
     rest = {k: d[k] for k in ("name", "fps", "window", "trained_on", "recipe", "trained_steps") if k in d}
+    if not isinstance(d.get("references", False), bool):
+        raise ValueError(f"{where}: 'references' must be true or false")
+    rest["references"] = d.get("references", False)
     vocab = d.get("vocabulary", [])
     if not isinstance(vocab, list) or not all(isinstance(w, str) for w in vocab):
         raise ValueError(f"{where}: 'vocabulary' must be a list of words")

@@ -159,6 +159,7 @@ def sample_latents(
     strength: float = 1.0,
     callback: Callable[[int, int, torch.Tensor], None] | None = None,
     one_pass_guidance: bool = True,
+    refs: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Latents (B, C, T, h, w) for B = len(seeds) samples. text: (B, L, D) with mask;
     null_text: the empty (or negative) prompt, (B, L0, D). cond/frame_mask: given frames.
@@ -166,9 +167,21 @@ def sample_latents(
     (SDEdit, Meng et al. 2022): the lower the strength, the more of `init` survives.
     guidance_until: steps at times t <= this run without guidance (flow.guided).
     one_pass_guidance: with a guidance-distilled transformer (guided.py), guide in one pass
-    per step (False: classifier-free guidance's passes, as for any other model)."""
+    per step (False: classifier-free guidance's passes, as for any other model).
+    refs: reference latents (B, C, R, h, w) before the window (reference.py; for a model
+    trained with them), dropped from what is returned."""
+    from nanosora import reference
+
     b = len(seeds)
     shift = shift_of(dit, shape) if shift is None else shift
+    r = 0
+    if refs is not None:  # the window's own schedule shift; the references ride along
+        r = refs.shape[2]
+        lat = torch.zeros(b, *shape) if cond is None else cond
+        refs = refs.expand(b, -1, -1, -1, -1)
+        cond, frame_mask = reference.prepend(lat, refs, frame_mask)
+        init = None if init is None else torch.cat([refs, init], 2)
+        shape = (shape[0], shape[1] + r, *shape[2:])
     x = flow.get_noise(shape, seeds)
     schedule = schedule_for(steps, shift, strength if init is not None else 1.0)
     if init is not None:
@@ -209,9 +222,9 @@ def sample_latents(
         velocity = flow.guided(model_fn, guidance, cond_guidance, has_cond, until=guidance_until)
     x = flow.denoise(velocity, x, schedule, callback)
     if has_cond:  # given frames are given: keep them exactly
-        m = frame_mask[:, None, :, None, None].to(x.dtype)
+        m = reference.given(frame_mask)[:, None, :, None, None].to(x.dtype)
         x = x * (1 - m) + cond * m
-    return x
+    return x[:, :, r:]
 
 
 def fill(
@@ -229,11 +242,19 @@ def fill(
     strength: float = 1.0,
     callback: Callable[[int, int, torch.Tensor], None] | None = None,
     one_pass_guidance: bool = True,
+    references: bool = False,
+    refs: np.ndarray | None = None,
 ) -> np.ndarray:
     """Generate every unknown frame of the timeline, window by window (see timeline.py), and
     return all its frames; known frames come back exactly as given. The callback sees steps
-    counted over all windows."""
+    counted over all windows. `references` (a model trained with reference frames,
+    reference.py): every window is shown `refs` (frames (R, H, W, 3), from across a cut) or,
+    without them, the timeline's first frame once it is known and outside the window."""
     factor, h, w = vae.cfg.time_factor, tl.frames.shape[1], tl.frames.shape[2]
+    ref_latents = None
+    if references and refs is not None:
+        with torch.inference_mode():
+            ref_latents = torch.cat([vae.encode(frames_to_tensor(f[None])) for f in refs], 2)
     windows = timeline.plan(tl.known, window, factor)
     shapes = [(vae.cfg.latent_channels, *vae.latent_shape(e - s, h, w)[1:]) for s, e in windows]
     shifts = [shift_of(dit, shape) for shape in shapes]
@@ -249,6 +270,9 @@ def fill(
                 z = vae.encode(frames_to_tensor(tl.window_pixels(s, e)))
         if given.any():
             cond, frame_mask = z, torch.from_numpy(given).float()[None]
+        if references and ref_latents is None and s > 0 and tl.known[0]:
+            with torch.inference_mode():  # the anchor: the clip's first frame, for every later window
+                ref_latents = vae.encode(frames_to_tensor(tl.frames[:1]))
         done = sum(counts[:k])
 
         def report(i, n, x, done=done):
@@ -272,6 +296,7 @@ def fill(
             strength=strength,
             callback=report,
             one_pass_guidance=one_pass_guidance,
+            refs=ref_latents,
         )
         with torch.inference_mode():
             frames = tensor_to_frames(vae.decode(lat)[0])

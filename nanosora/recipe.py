@@ -3,6 +3,8 @@
     DIR/vae     the autoencoder's run (checkpoints, log, loss plot, model files)
     DIR/cache   Flatland clips encoded once: latents and caption embeddings
     DIR/model   the transformer's run; at the end a complete model directory
+    DIR/time    with a time stage (Recipe.time_minutes): the transformer fine-tuned with
+                reference frames (reference.py), then the recipe's model directory
 
 Every stage resumes: rerunning the command after an interruption continues where it
 stopped (checkpoints for training, finished shards for the cache). The held-out
@@ -64,6 +66,15 @@ class Recipe:
     # torch.compile for the transformer's training step: fused elementwise work, for a minute
     # or two of compiling at the start
     dit_compile: bool = True
+    # World model v2, time (docs/world-model-v2.md, round 5): a fourth stage fine-tunes the
+    # transformer for time_minutes (of its own measured step time, as the third stage's budget
+    # is) with reference frames (reference.py) in a share time_ref_p of its batches and given
+    # frames noised up to time_context_noise, so that shots and later windows keep who is in
+    # the world. The third stage's budget leaves these minutes to it. 0: no such stage.
+    time_minutes: float = 0.0
+    time_lr: float = 2e-4
+    time_ref_p: float = 0.5
+    time_context_noise: float = 0.0
     seed: int = 0
 
 
@@ -102,9 +113,17 @@ RECIPES: dict[str, Recipe] = {
 
 
 def dit_steps(
-    minutes: float | None, cap: int, model: Path, cfg, source, batch: int, dit_cfg, compile: bool, log=print
+    minutes: float | None,
+    cap: int,
+    model: Path,
+    cfg,
+    source,
+    batch: int,
+    dit_cfg,
+    compile: bool,
+    log=print,
 ) -> int:
-    """The transformer stage's step count: `cap`, or what fits `minutes` here if fewer,
+    """A transformer stage's step count: `cap`, or what fits `minutes` here if fewer,
     measured once and kept in model/steps.json (a rerun reads it back: the schedule must not
     move)."""
     import json
@@ -122,6 +141,19 @@ def dit_steps(
     with atomic_path(record) as tmp:
         tmp.write_text(json.dumps({"steps": steps, "step_seconds": round(secs, 4), "minutes": minutes}))
     return steps
+
+
+def _schedule(steps: int, batch: int, lr: float, warmup: int, seed: int) -> train.TrainConfig:
+    """A transformer stage's schedule: warm-up to `lr` over at most `warmup` steps (a tenth of
+    a short run), a checkpoint every 250 steps."""
+    return train.TrainConfig(
+        steps=steps,
+        batch=batch,
+        lr=lr,
+        warmup=min(warmup, steps // 10 + 1),
+        ckpt_every=max(1, min(250, steps)),
+        seed=seed,
+    )
 
 
 def _spent(out: Path, stage: str | None = None, seconds: float = 0.0) -> dict:
@@ -200,18 +232,10 @@ def run(name: str, out: str | Path, progress: bool = True, log=print) -> Path:
     minutes = r.dit_minutes
     if minutes is None and r.total_minutes is not None:
         before = _spent(out)
-        minutes = max(
-            1.0, r.total_minutes - (before.get("vae_s", 0) + before.get("cache_s", 0)) / 60 - MARGIN_MIN
-        )
+        spent = (before.get("vae_s", 0) + before.get("cache_s", 0)) / 60
+        minutes = max(1.0, r.total_minutes - spent - MARGIN_MIN - r.time_minutes)
     steps = dit_steps(minutes, r.dit_steps, model, dcfg, lc, r.dit_batch, dit_cfg, compile_dit, log)
-    tcfg = train.TrainConfig(
-        steps=steps,
-        batch=r.dit_batch,
-        lr=r.dit_lr,
-        warmup=min(250, steps // 10 + 1),
-        ckpt_every=max(1, min(250, steps)),
-        seed=r.seed,
-    )
+    tcfg = _schedule(steps, r.dit_batch, r.dit_lr, 250, r.seed)
     base = dataclasses.replace(
         modeldir.read_config(out / "vae"),
         name=name,
@@ -232,6 +256,54 @@ def run(name: str, out: str | Path, progress: bool = True, log=print) -> Path:
     )
     times["dit_s"] = time.perf_counter() - t
     _spent(out, "dit_s", times["dit_s"])
+    if r.time_minutes:
+        t = time.perf_counter()
+        log(f"[4/4] time: {r.time_minutes:g} min with reference frames -> {out / 'time'}")
+        (out / "time").mkdir(exist_ok=True)
+        dcfg_time = time_objective(r, dit_cfg.cpu_bf16)
+        steps = dit_steps(
+            r.time_minutes, 10**6, out / "time", dcfg, lc, r.dit_batch, dcfg_time, compile_dit, log
+        )
+        model = train_time(model, out / "time", lc, r, steps, dit_cfg.cpu_bf16, compile_dit, progress)
+        times["time_s"] = time.perf_counter() - t
+        _spent(out, "time_s", times["time_s"])
     spent = ", ".join(f"{k[:-2]} {v / 60:.1f} min" for k, v in times.items())
     log(f"stage wall times (this invocation): {spent}")
     return model
+
+
+def time_objective(r: Recipe, cpu_bf16: bool):
+    """The time stage's objective: the shipped one with reference frames and context noise."""
+    from nanosora.train_dit import DiTTrainConfig
+
+    return DiTTrainConfig(cpu_bf16=cpu_bf16, ref_p=r.time_ref_p, context_noise=r.time_context_noise)
+
+
+def train_time(
+    model: Path,
+    out: Path,
+    source,
+    r: Recipe,
+    steps: int,
+    cpu_bf16: bool,
+    compile: bool,
+    progress: bool = True,
+) -> Path:
+    """The time stage: the model's transformer fine-tuned for `steps` on `source` (a cache with
+    reference frames) with r's time_* settings; `out` becomes the complete model directory."""
+    import torch
+
+    from nanosora.train_dit import train_dit
+
+    if compile:
+        torch._dynamo.reset()  # dynamo's cache is shared by every DiT in a process
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(model / "vae.safetensors", out / "vae.safetensors")
+    base = modeldir.read_config(model)
+    # the third stage's record stays beside this stage's (which train_dit writes as dit_train)
+    runs = {("dit_train_before" if k == "dit_train" else k): v for k, v in base.training.items()}
+    base = dataclasses.replace(base, training=runs)
+    tcfg = _schedule(steps, r.dit_batch, r.time_lr, 50, r.seed + 1)  # other batches than stage 3's
+    dcfg = time_objective(r, cpu_bf16)
+    train_dit(out, base.dit, tcfg, source, dcfg, base=base, progress=progress, compile=compile, init=model)
+    return out

@@ -14,6 +14,8 @@ Modes:
     connect  a transition of `seconds` from `connect[0]` to `connect[1]`
     loop     text, or an image when given: the last frame flows back into the first
     shots    `shots`, one cut after another, read as one story
+
+Any mode but shots may follow earlier shots across a cut (`story`, `after`): a remix does.
 """
 
 from __future__ import annotations
@@ -139,6 +141,11 @@ class GenerationRequest:
     strength: float = DEFAULT_STRENGTH
     connect: tuple = ()
     shots: tuple[Shot, ...] = ()
+    # What this video follows across a cut (a remix follows its source): `story`, the prompts
+    # of the shots before it, so that "the blue square" names the object they introduced; and
+    # `after`, a video or image whose last frame shows who is in the world (reference.py)
+    story: tuple[str, ...] = ()
+    after: Any = None
     # rewrite the prompt into a caption like the model's training captions (its expander)
     expand: bool = True
     # a function that rewrites the prompt before the model's expander (an LLM, say)
@@ -193,10 +200,24 @@ class GenerationRequest:
             raise ValueError("connect takes two videos (a, b)")
         if self.mode == "shots":
             object.__setattr__(self, "shots", shots_of(self.shots, self.expand))
+        if self.story or self.after is not None:
+            self._check_after()
         if self.image is not None:
             n = self.frames or frames_for(self.seconds if self.seconds is not None else DEFAULT_SECONDS, fps)
             if not isinstance(self.image_frame, int) or not 0 <= self.image_frame < n:
                 raise ValueError(f"image_frame {self.image_frame!r} is not valid: use 0 to {n - 1}")
+
+    def _check_after(self) -> None:
+        if self.mode == "shots":
+            raise ValueError("story and after do not go with the shots mode: its shots are the story")
+        story = self.story
+        if not isinstance(story, (list, tuple)) or not all(isinstance(p, str) and p.strip() for p in story):
+            raise ValueError("story must be a list of the earlier shots' prompts, none of them empty")
+        object.__setattr__(self, "story", tuple(story))
+        if self.expand and self.story:
+            from nanosora import pipeline
+
+            pipeline.shot_references([*self.story, self.prompt])
 
     @classmethod
     def from_kwargs(
@@ -270,7 +291,7 @@ class GenerationRequest:
             if f.name == "expand_hook":
                 continue
             v = getattr(self, f.name)
-            if f.name in ("image", "video") and v is not None and not isinstance(v, str):
+            if f.name in ("image", "video", "after") and v is not None and not isinstance(v, str):
                 raise ValueError(f"a stored request names its {f.name} by path, not {type(v).__name__}")
             if f.name == "connect":
                 if any(not isinstance(p, str) for p in v):
@@ -280,6 +301,8 @@ class GenerationRequest:
                 v = dataclasses.asdict(v)
             elif f.name == "shots":
                 v = [dataclasses.asdict(s) for s in v]
+            elif f.name == "story":
+                v = list(v)
             d[f.name] = v
         return d
 
@@ -299,4 +322,6 @@ class GenerationRequest:
             d["connect"] = tuple(d["connect"])
         if "shots" in d:
             d["shots"] = tuple(Shot(**s) for s in d["shots"])
+        if "story" in d:
+            d["story"] = tuple(d["story"])
         return cls(**d)

@@ -37,6 +37,14 @@ class DiTTrainConfig:
     # bf16 autocast on a CPU with native bf16 (2.2-2.4x a training step here); the default keeps
     # the project's fp32 on CPU. CUDA always uses bf16 autocast.
     cpu_bf16: bool = False
+    # how often a batch comes with reference frames (reference.py): each clip shown a frame of
+    # its own scene after a cut, so that shots and later windows keep who is in the world
+    ref_p: float = 0.0
+    # Given and reference latents noised to a random time in [0, context_noise] (0: clean), so
+    # that the transformer learns not to copy the flaws of what it is given: generated frames,
+    # decoded and encoded again, are never clean (Diffusion Forcing, arXiv 2407.01392, trains
+    # on noisy context; SVD and CogVideoX noise their conditioning image)
+    context_noise: float = 0.0
 
 
 def frame_mask(mode: str, frames: int, rng: np.random.Generator) -> np.ndarray:
@@ -118,9 +126,37 @@ class Batch(NamedTuple):
     route: torch.Tensor | None  # (B, K) tokens kept in the routed blocks (DiTConfig.route)
 
 
-def noised_batch(model, latents, text, mask, null_text, step_seed: tuple[int, int, int], cfg) -> Batch:
+def check_objective(dcfg: DiTTrainConfig, source) -> None:
+    """Refuse reference frames or context noise that cannot be trained, before anything is written."""
+    if not 0 <= dcfg.ref_p <= 1:
+        raise ValueError(f"ref_p {dcfg.ref_p} is not valid: use a share in [0, 1]")
+    if not 0 <= dcfg.context_noise < 1:
+        raise ValueError(f"context_noise {dcfg.context_noise} is not valid: use a time in [0, 1)")
+    if dcfg.ref_p > 0 and not getattr(source, "has_references", False):
+        raise ValueError(
+            "reference frames (ref_p) need a latent cache built from Flatland, which caches each "
+            "clip's reference frame; this data has none (a folder of clips, or a cache built "
+            "without them): rebuild it with `nanosora cache`, or train with ref_p 0"
+        )
+
+
+def batch_refs(source, batch: int, step_seed: tuple[int, int, int], p: float) -> torch.Tensor | None:
+    """The reference latents of this micro-batch's clips (source.references), with probability
+    p (DiTTrainConfig.ref_p), else None: a draw of its own, so that without references every
+    other draw is what it was."""
+    if p <= 0 or np.random.default_rng([*step_seed, 11]).random() >= p:
+        return None
+    seed, step, k = step_seed
+    return source.references(batch, seed, step, k)
+
+
+def noised_batch(
+    model, latents, text, mask, null_text, step_seed: tuple[int, int, int], cfg, refs=None
+) -> Batch:
     """Frame masks, text dropout, times and noise for one micro-batch, all drawn from
-    step_seed = (seed, step, k); moved to the model's device. `cfg` has text_dropout and flow."""
+    step_seed = (seed, step, k); moved to the model's device. `cfg` has text_dropout and flow
+    (and ref_p, context_noise). refs: reference latents (B, C, R, h, w) to put before the
+    clips (reference.prepend), or None."""
     seed, step, k = step_seed
     rng = np.random.default_rng([seed, step, k, 7])
     g = train.step_generator(seed, step, k)
@@ -140,26 +176,56 @@ def noised_batch(model, latents, text, mask, null_text, step_seed: tuple[int, in
     t = flow.sample_t(b, flow.shift_for(flow.positions(latents.shape), base.cfg.flow_shift), g, cfg.flow)
     noise = torch.randn(latents.shape, generator=g)
     x_t, target = flow.noisy(latents, noise, t)
+    cond = latents
+    if refs is not None or getattr(cfg, "context_noise", 0.0) > 0:
+        x_t, target, cond, fm = _with_context(x_t, target, latents, fm, t, refs, step_seed, cfg)
     dev = next(model.parameters()).device
     route = None
     if base.cfg.routes:
         tokens = math.prod(base.grid(latents.shape))
         route = route_indices(b, tokens, base.cfg.route_keep, rng).to(dev)
-    moved = (v.to(dev) for v in (x_t, t, text, mask, latents, fm, target))
+    moved = (v.to(dev) for v in (x_t, t, text, mask, cond, fm, target))
     return Batch(*moved, rng, route)
 
 
-def dit_loss(model, latents, text, mask, null_text, step_seed: tuple[int, int, int], cfg: DiTTrainConfig):
-    """The flow-matching loss of one micro-batch; randomness from step_seed = (seed, step, k)."""
-    bt = noised_batch(model, latents, text, mask, null_text, step_seed, cfg)
+def _with_context(x_t, target, latents, fm, t, refs, step_seed, cfg):
+    """noised_batch's reference frames and context noise, drawn from generators of their own
+    (so that the clip's own draws stay what they were): the conditioning latents with given
+    frames noised to a random time in [0, cfg.context_noise], and references before the clip
+    (their noisy input at the clip's time, as a given frame's is; their loss weighs nothing)."""
+    from nanosora import reference
+
+    rng = np.random.default_rng([*step_seed, 13])
+    g = torch.Generator().manual_seed(int(rng.integers(2**62)))
+    b = len(latents)
+    cond = latents
+    if refs is not None:
+        x_ref, _ = flow.noisy(refs, torch.randn(refs.shape, generator=g), t)
+        x_t = torch.cat([x_ref, x_t], 2)
+        target = torch.cat([torch.zeros_like(refs), target], 2)
+        cond, fm = reference.prepend(latents, refs, fm)
+    if cfg.context_noise > 0:
+        s = torch.from_numpy(rng.random(b) * cfg.context_noise).float()[:, None, None, None, None]
+        noisy = (1 - s) * cond + s * torch.randn(cond.shape, generator=g)
+        cond = torch.where(reference.given(fm)[:, None, :, None, None], noisy, cond)
+    return x_t, target, cond, fm
+
+
+def dit_loss(
+    model, latents, text, mask, null_text, step_seed: tuple[int, int, int], cfg: DiTTrainConfig, refs=None
+):
+    """The flow-matching loss of one micro-batch; randomness from step_seed = (seed, step, k);
+    refs: reference latents before the clips (noised_batch)."""
+    bt = noised_batch(model, latents, text, mask, null_text, step_seed, cfg, refs)
     with device.autocast(bt.x_t.device, cfg.cpu_bf16):
         pred = model(bt.x_t, bt.t, bt.text, bt.mask, cond=bt.cond, frame_mask=bt.frame_mask, route=bt.route)
     return flow.velocity_loss(pred, bt.target, given_weight(bt.frame_mask))
 
 
 def given_weight(frame_mask: torch.Tensor) -> torch.Tensor:
-    """The loss weight of each latent: given frames are not predicted, so they weigh nothing."""
-    return (1 - frame_mask)[:, None, :, None, None]
+    """The loss weight of each latent: given and reference frames are not predicted, so they
+    weigh nothing."""
+    return (frame_mask == 0).to(torch.float32)[:, None, :, None, None]
 
 
 def allow_bucket_graphs() -> None:
@@ -197,7 +263,8 @@ def step_seconds(
         latents, text, mask, _ = source.batch(batch, 0, i, 0)
         if compile:
             text, mask = pad_width(text, mask, TEXT_WIDTH_STEP)
-        loss = dit_loss(step, latents, text, mask, source.null_text, (0, i, 0), dcfg)
+        refs = batch_refs(source, batch, (0, i, 0), dcfg.ref_p)
+        loss = dit_loss(step, latents, text, mask, source.null_text, (0, i, 0), dcfg, refs)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -268,6 +335,7 @@ def train_dit(
     `init`: a model directory whose transformer weights it starts from (a fine-tune), instead
     of a fresh initialisation; a resumed run continues from its checkpoint either way."""
     out = Path(out)
+    check_objective(dcfg, source)
     if dcfg.cpu_bf16 and device.device().type == "cpu":
         device.check_cpu_bf16()
     if compile:
@@ -293,7 +361,8 @@ def train_dit(
         latents, text, mask, _ = source.batch(tcfg.batch, tcfg.seed, step, k)
         if compile:
             text, mask = pad_width(text, mask, TEXT_WIDTH_STEP)
-        loss = dit_loss(wrapped, latents, text, mask, null, (tcfg.seed, step, k), dcfg)
+        refs = batch_refs(source, tcfg.batch, (tcfg.seed, step, k), dcfg.ref_p)
+        loss = dit_loss(wrapped, latents, text, mask, null, (tcfg.seed, step, k), dcfg, refs)
         return loss, {}, len(latents) * world
 
     # a cache knows its captions' words; a stream of clips (data.make_source) does not
@@ -304,7 +373,11 @@ def train_dit(
             return None
         run = {"step": step, **dataclasses.asdict(tcfg), "objective": dataclasses.asdict(dcfg)}
         return dataclasses.replace(
-            base, dit=cfg, training=base.training | {"dit_train": run}, vocabulary=vocab
+            base,
+            dit=cfg,
+            training=base.training | {"dit_train": run},
+            vocabulary=vocab,
+            references=base.references or dcfg.ref_p > 0,
         )
 
     run_with_ema(out, model, wrapped, ema, tcfg, loss_fn, config, rank, progress, stop_after)

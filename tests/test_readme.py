@@ -3,6 +3,7 @@ shipped model, and each clip shows what its line says (the Flatland scorer judge
 
 from __future__ import annotations
 
+import json
 import shlex
 import subprocess
 from pathlib import Path
@@ -67,7 +68,7 @@ def test_readme_lines_are_the_examples_judged_here():
             if flag in args:
                 outputs.add(args[args.index(flag) + 1])
     # every output is judged below (a batch's outputs by their names in its folder)
-    assert outputs - {"out/"} <= set(SHOWS) | {"joined.mp4", "earlier.mp4", "edited.mp4"}
+    assert outputs - {"out/"} <= set(SHOWS) | {"joined.mp4", "earlier.mp4", "edited.mp4", "next.mp4"}
     assert {k for k in SHOWS if "/" not in k} <= outputs
 
 
@@ -97,6 +98,10 @@ def test_readme_examples_without_a_single_reading_keep_their_inputs(ran):
     # the image-to-video captions were merged with what the image shows
     caption = video.read(ran / "anim.mp4").metadata["caption"]
     assert "large yellow circle" in caption, caption
+    # the shot after the story is the story's big blue square, spinning
+    after = video.read(ran / "next.mp4").metadata
+    assert "large blue square" in after["caption"] and "spins" in after["caption"], after["caption"]
+    assert after["story"] == [s["prompt"] for s in json.loads((ran / "shots.json").read_text())]
 
 
 def test_readme_minute_keeps_its_object_in_every_frame(ran):

@@ -57,11 +57,25 @@ def test_keywords_are_gathered_into_the_request():
         (dict(guidance=-1), "guidance -1 is not valid"),
         (dict(shots=[{"prompt": "a red circle", "seconds": 0}]), r"shot 1: seconds 0 is not valid"),
         (dict(shots=[{"prompt": "a", "length": 2}]), "shot 1 must be"),
+        (dict(story=["a blue square"], shots=[{"prompt": "b"}]), "do not go with the shots mode"),
+        (dict(story=["  "]), "story must be a list"),
+        (dict(story="a blue square"), "story must be a list"),
     ],
 )
 def test_bad_requests_are_refused_when_made(kwargs, message):
     with pytest.raises(ValueError, match=message):
         GenerationRequest.from_kwargs("a red circle", **kwargs)
+
+
+def test_a_story_must_name_what_a_prompt_refers_to():
+    # "the blue square" after a story with no blue object refers to nothing
+    with pytest.raises(ValueError, match="shot 2 .* 'the blue"):
+        GenerationRequest(prompt="the blue square bounces", story=("a red circle",))
+    assert GenerationRequest(prompt="the red circle spins", story=("a red circle",)).story == (
+        "a red circle",
+    )
+    # prompts used as written are not read as a story
+    GenerationRequest(prompt="the blue square bounces", story=("a red circle",), expand=False)
 
 
 def test_an_explicit_mode_needs_its_inputs_and_no_others():
@@ -91,8 +105,12 @@ def test_a_stored_request_comes_back_unchanged():
     assert GenerationRequest.from_json(stored) == r
     s = GenerationRequest.from_kwargs("x", shots=[{"prompt": "a red circle", "seconds": 1}, {"prompt": "b"}])
     assert GenerationRequest.from_json(json.loads(json.dumps(s.to_json()))) == s
+    f = GenerationRequest(prompt="the red circle spins", story=("a red circle",), after="in/src.mp4")
+    assert GenerationRequest.from_json(json.loads(json.dumps(f.to_json()))) == f
     with pytest.raises(ValueError, match="by path"):
         GenerationRequest(mode="edit", prompt="a", video=CLIP).to_json()
+    with pytest.raises(ValueError, match="by path"):
+        GenerationRequest(prompt="a", after=CLIP).to_json()
     with pytest.raises(ValueError, match="unknown request key.*input"):
         GenerationRequest.from_json({"prompt": "a", "input": "x.png"})
 

@@ -134,6 +134,26 @@ def test_remix_keeps_seed_and_settings(client, server):
     assert meta[0]["seed"] == meta[1]["seed"] == 42 and meta[1]["prompt"] == "a green circle"
 
 
+def test_a_remix_keeps_the_entities_of_its_source(client, server):
+    src = client.videos.create_and_poll(
+        prompt="a large red square stays still", seconds="1", size="32x32", poll_interval_ms=100
+    )
+    done = client.videos.poll(
+        client.videos.remix(src.id, prompt="the red square bounces").id, poll_interval_ms=100
+    )
+    assert done.status == "completed"
+    store = server.server.config.app.state.store
+    meta = video.read_metadata(store.path(done.id, "video"))
+    # "the red square" is the source's large one, not a new medium square
+    assert meta["story"] == ["a large red square stays still"]
+    assert "large red square" in meta["caption"] and "bounces" in meta["caption"]
+    again = client.videos.poll(
+        client.videos.remix(done.id, prompt="the red square spins").id, poll_interval_ms=100
+    )
+    meta = video.read_metadata(store.path(again.id, "video"))
+    assert meta["story"] == ["a large red square stays still", "the red square bounces"]
+
+
 def test_image_to_video_extend_and_edit(client, tmp_path):
     img = io.BytesIO()
     from PIL import Image

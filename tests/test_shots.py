@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from nanosora import cli, pipeline
+from nanosora import cli, pipeline, video
 from nanosora.model import load
 from nanosora.request import shots_of
 from tests.helpers import make_tiny_model
@@ -94,3 +94,22 @@ def test_cli_refuses_a_dangling_reference_before_loading(tmp_path, capsys):
     f.write_text(json.dumps([{"prompt": "a red circle"}, {"prompt": "the green triangle spins"}]))
     assert cli.main(["generate", "--shots", str(f), "-o", str(tmp_path / "s.mp4")]) == 2
     assert "the green" in capsys.readouterr().err and not (tmp_path / "s.mp4").exists()
+
+
+def test_cli_after_continues_the_story_of_a_video_across_a_cut(tmp_path, capsys):
+    model = make_tiny_model(tmp_path)
+    first, second = tmp_path / "first.mp4", tmp_path / "second.mp4"
+    args = ["--model", str(model), "--steps", "1", "--seconds", "1"]
+    assert cli.main(["generate", "a large red square stays still", "-o", str(first), *args]) == 0
+    assert (
+        cli.main(["generate", "the red square bounces", "--after", str(first), "-o", str(second), *args]) == 0
+    )
+    meta = video.read_metadata(second)
+    assert meta["story"] == ["a large red square stays still"]
+    assert "large red square" in meta["caption"] and "bounces" in meta["caption"]
+    # a prompt naming an object the video never showed is refused before the model loads
+    third = tmp_path / "third.mp4"
+    assert (
+        cli.main(["generate", "the blue circle spins", "--after", str(first), "-o", str(third), *args]) == 2
+    )
+    assert "the blue" in capsys.readouterr().err and not third.exists()

@@ -555,7 +555,14 @@ def create_app(
                     )
                 media[key] = str(inputs / f"{vid}{old.suffix}")
                 shutil.copyfile(old, media[key])
-        req = dataclasses.replace(req, prompt=prompt, **media)
+        # the remix follows its source across a cut: the source's prompts are the story its
+        # prompt continues ("the blue square" is the source's), its last frame who is in it
+        source = store.path(video_id, "video")
+        if source.exists() and req.mode != "shots":
+            media["after"] = str(inputs / f"{vid}-after.mp4")
+            shutil.copyfile(source, media["after"])
+        story = (*req.story, *req.prompts) if req.mode != "shots" else ()
+        req = dataclasses.replace(req, prompt=prompt, story=story, **media)
         return enqueue(vid, src["model"], src["seconds"], req, remixed_from=video_id)
 
     @app.post("/v1/videos/extensions")

@@ -224,3 +224,20 @@ def colour_swapped(scene: Scene, rng: np.random.Generator, exclude: Exclusions |
     if not all(exclude.allows(o) for shot in twin.shots for o in shot.objects):
         return None
     return twin
+
+
+def after_cut(scene: Scene, rng: np.random.Generator, aspect: float | None = None) -> Scene:
+    """The same objects after a hard cut: each keeps its colour, shape and size (the world
+    spec's shots) but stands still at a new random place, on the same background. A frame of
+    it is what a reference frame shows the transformer (reference.py): who is in the world,
+    not where they are or where they go."""
+    aspect = scene.aspect if aspect is None else aspect
+    for _ in range(_TRIES):
+        objs = [Obj(o.colour, o.shape, o.size) for o in scene.objects]
+        try:
+            for k, o in enumerate(objs):
+                place(o, objs, None, aspect, 0.0, rng, avoid=objs[:k])
+        except PlacementError:
+            continue
+        return Scene([Shot(objs)], scene.background, aspect)
+    raise PlacementError("could not place the scene's objects apart after a cut")
