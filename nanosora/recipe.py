@@ -113,15 +113,7 @@ RECIPES: dict[str, Recipe] = {
 
 
 def dit_steps(
-    minutes: float | None,
-    cap: int,
-    model: Path,
-    cfg,
-    source,
-    batch: int,
-    dit_cfg,
-    compile: bool,
-    log=print,
+    minutes: float | None, cap: int, model: Path, cfg, source, batch: int, dit_cfg, compile: bool, log=print
 ) -> int:
     """A transformer stage's step count: `cap`, or what fits `minutes` here if fewer,
     measured once and kept in model/steps.json (a rerun reads it back: the schedule must not

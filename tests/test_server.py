@@ -152,6 +152,10 @@ def test_a_remix_keeps_the_entities_of_its_source(client, server):
     )
     meta = video.read_metadata(store.path(again.id, "video"))
     assert meta["story"] == ["a large red square stays still", "the red square bounces"]
+    # a remix naming as known what its source never showed is refused with a 400
+    with pytest.raises(openai.BadRequestError) as e:
+        client.videos.remix(src.id, prompt="the blue circle spins")
+    assert "the blue" in str(e.value)
 
 
 def test_image_to_video_extend_and_edit(client, tmp_path):

@@ -544,6 +544,14 @@ def create_app(
             raise APIError(
                 400, f"video {video_id} was made by an older server; it cannot be remixed", "video_id"
             ) from None
+        # the remix follows its source across a cut: the source's prompts are the story its
+        # prompt continues ("the blue square" is the source's), its last frame who is in it;
+        # checked before any file is copied (a prompt naming what the source never showed)
+        story = (*req.story, *req.prompts) if req.mode != "shots" else ()
+        try:
+            req = dataclasses.replace(req, prompt=prompt, story=story)
+        except ValueError as e:
+            raise APIError(400, str(e), "prompt") from None
         vid = store.new_id()
         media = {}
         for key in ("image", "video"):
@@ -555,14 +563,11 @@ def create_app(
                     )
                 media[key] = str(inputs / f"{vid}{old.suffix}")
                 shutil.copyfile(old, media[key])
-        # the remix follows its source across a cut: the source's prompts are the story its
-        # prompt continues ("the blue square" is the source's), its last frame who is in it
         source = store.path(video_id, "video")
         if source.exists() and req.mode != "shots":
             media["after"] = str(inputs / f"{vid}-after.mp4")
             shutil.copyfile(source, media["after"])
-        story = (*req.story, *req.prompts) if req.mode != "shots" else ()
-        req = dataclasses.replace(req, prompt=prompt, story=story, **media)
+        req = dataclasses.replace(req, **media)
         return enqueue(vid, src["model"], src["seconds"], req, remixed_from=video_id)
 
     @app.post("/v1/videos/extensions")
