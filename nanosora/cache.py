@@ -100,7 +100,7 @@ def build(
         count = min(shard_size, n - i * shard_size)
         latents, captions, refs = [], [], []
         # reference frames from a generator of their own: the clips stay what they were
-        ref_rng, every_ref = np.random.default_rng([seed, i, 1]), True
+        ref_rng = np.random.default_rng([seed, i, 1])
         for j in range(0, count, 16):
             samples = data.draw(source, rng, bucket, min(16, count - j))
             ref = reference.render(samples, bucket.width, bucket.height, ref_rng)
@@ -108,8 +108,6 @@ def build(
                 latents.append(vae.encode(data.to_batch(samples)))
                 if ref is not None:
                     refs.append(vae.encode(torch.cat([frames_to_tensor(f[None]) for f in ref])))
-                else:
-                    every_ref = False
             captions += [s.caption for s in samples]
             bar.update(len(samples))
         text, mask = _pad_half(enc.encode_tokens(captions))
@@ -119,7 +117,7 @@ def build(
             "text_mask": mask,
             "null_text": null,
         }
-        if every_ref:
+        if len(refs) == len(latents):  # every clip has one
             tensors["refs"] = torch.cat(refs).contiguous()
         meta = {
             "captions": json.dumps(captions),

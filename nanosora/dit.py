@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from nanosora import reference
+
 
 @dataclass(frozen=True)
 class DiTConfig:
@@ -322,7 +324,7 @@ class DiT(nn.Module):
             frame_mask = x.new_zeros(b, T)
         m = frame_mask.to(x.dtype)[:, None, :, None, None].expand(b, 1, T, h, w)
         # the mask channel says what a latent is (new, given, or a reference frame: reference.py)
-        cond = x.new_zeros(x.shape) if cond is None else cond * (m != 0)
+        cond = x.new_zeros(x.shape) if cond is None else cond * reference.given(m)
         inp = torch.cat([x, m, cond], 1)
         tokens = rearrange(inp, "b c (t pt) (h ph) (w pw) -> b (t h w) (c pt ph pw)", pt=pt, ph=ph, pw=pw)
         x_tok = self.patch_in(tokens)  # (B, N, D)

@@ -180,6 +180,7 @@ class Model:
         flatland = self.config.expands_flatland
 
         def fill(tl, text, strength=1.0, refs=None):
+            # a fill is shown what came before the cut (req.after) unless given other refs
             return pipeline.fill(
                 self.vae,
                 self.dit,
@@ -196,7 +197,7 @@ class Model:
                 cond_guidance=sp.cond_guidance,
                 one_pass_guidance=sp.one_pass_guidance,
                 references=self.config.references,
-                refs=refs,
+                refs=before if refs is None else refs,
             )
 
         ref = None
@@ -228,9 +229,9 @@ class Model:
             for i, (cap, s) in enumerate(zip(captions, secs, strict=True)):
                 n = frames_for(s, fps) - (1 if i else 0)
                 # across the cut, the shot before's last frame shows who is in the story
-                before = parts[-1][-1:] if parts else None
+                last = parts[-1][-1:] if parts else None
                 parts.append(
-                    fill(Timeline.blank(max(1, n), height, width), self.encode_text([cap]), refs=before)
+                    fill(Timeline.blank(max(1, n), height, width), self.encode_text([cap]), refs=last)
                 )
             out = np.concatenate(parts)
         else:
@@ -241,21 +242,20 @@ class Model:
             if mode == "connect":
                 b = resize(as_frames(req.connect[1], "the second video of connect"), width, height)
                 tl, head, tail = pipeline.connect_timeline(ref, b, new)
-                out = np.concatenate([head, fill(tl, text, refs=before), tail])
+                out = np.concatenate([head, fill(tl, text), tail])
             elif mode == "extend":
-                tl = pipeline.extend_timeline(ref, new, backward=req.direction == "backward")
-                out = fill(tl, text, refs=before)
+                out = fill(pipeline.extend_timeline(ref, new, backward=req.direction == "backward"), text)
             elif mode == "edit":
                 tl = Timeline.blank(len(ref), height, width)
                 tl.init = ref
-                out = fill(tl, text, strength=req.strength, refs=before)
+                out = fill(tl, text, strength=req.strength)
             else:
                 tl = Timeline.blank(new, height, width)
                 if ref is not None:
                     tl.put(req.image_frame, ref)
-                out = fill(tl, text, refs=before)
+                out = fill(tl, text)
                 if mode == "loop":
-                    out = fill(pipeline.loop_timeline(out), text, refs=before)[: len(out)]
+                    out = fill(pipeline.loop_timeline(out), text)[: len(out)]
         meta = {
             "generator": f"nanosora {__version__}",
             "model": self.config.name,

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from nanosora import flow, guided, timeline
+from nanosora import flow, guided, reference, timeline
 from nanosora.config import DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_UNTIL, DEFAULT_STEPS
 from nanosora.text import pad_tokens
 from nanosora.timeline import Timeline
@@ -170,8 +170,6 @@ def sample_latents(
     per step (False: classifier-free guidance's passes, as for any other model).
     refs: reference latents (B, C, R, h, w) before the window (reference.py; for a model
     trained with them), dropped from what is returned."""
-    from nanosora import reference
-
     b = len(seeds)
     shift = shift_of(dit, shape) if shift is None else shift
     r = 0

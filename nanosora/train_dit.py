@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from nanosora import device, dist, flow, modeldir, train
+from nanosora import device, dist, flow, modeldir, reference, train
 from nanosora.dit import DiT, DiTConfig, route_indices
 from nanosora.modelconfig import ModelConfig
 from nanosora.text import pad_tokens
@@ -177,6 +177,7 @@ def noised_batch(
     noise = torch.randn(latents.shape, generator=g)
     x_t, target = flow.noisy(latents, noise, t)
     cond = latents
+    # getattr: distillation's config (distill.py) shares this batch and has no context noise
     if refs is not None or getattr(cfg, "context_noise", 0.0) > 0:
         x_t, target, cond, fm = _with_context(x_t, target, latents, fm, t, refs, step_seed, cfg)
     dev = next(model.parameters()).device
@@ -193,8 +194,6 @@ def _with_context(x_t, target, latents, fm, t, refs, step_seed, cfg):
     (so that the clip's own draws stay what they were): the conditioning latents with given
     frames noised to a random time in [0, cfg.context_noise], and references before the clip
     (their noisy input at the clip's time, as a given frame's is; their loss weighs nothing)."""
-    from nanosora import reference
-
     rng = np.random.default_rng([*step_seed, 13])
     g = torch.Generator().manual_seed(int(rng.integers(2**62)))
     b = len(latents)
@@ -225,7 +224,7 @@ def dit_loss(
 def given_weight(frame_mask: torch.Tensor) -> torch.Tensor:
     """The loss weight of each latent: given and reference frames are not predicted, so they
     weigh nothing."""
-    return (frame_mask == 0).to(torch.float32)[:, None, :, None, None]
+    return (~reference.given(frame_mask)).to(torch.float32)[:, None, :, None, None]
 
 
 def allow_bucket_graphs() -> None:
