@@ -8,6 +8,9 @@ A shard holds clips of one bucket:
     null_text  (L0, D) float16, the empty prompt (for classifier-free guidance dropout)
     refs       (N, C, 1, h, w) float32: each clip's reference frame, its scene after a cut
                (reference.py); Flatland clips only
+    layout_boxes  (N, K, T, 4) float32: each object's box in each latent frame (world.layout),
+               K = world.layout.MAX_OBJECTS, empty boxes past a clip's objects; Flatland only
+    layout_emb (N, K, D) float16: each object's caption sentence, embedded alone and mean-pooled
 and in its metadata the captions and the bucket as JSON.
 
 Shards are numbered; under torchrun, rank r writes shards r, r + W, r + 2W, ... Each shard
@@ -98,7 +101,7 @@ def build(
         rng = np.random.default_rng([seed, i])
         bucket = data.pick_bucket(buckets, rng)
         count = min(shard_size, n - i * shard_size)
-        latents, captions, refs = [], [], []
+        latents, captions, refs, boxes = [], [], [], []
         # reference frames from a generator of their own: the clips stay what they were
         ref_rng = np.random.default_rng([seed, i, 1])
         for j in range(0, count, 16):
@@ -109,6 +112,7 @@ def build(
                 if ref is not None:
                     refs.append(vae.encode(torch.cat([frames_to_tensor(f[None]) for f in ref])))
             captions += [s.caption for s in samples]
+            boxes += [_boxes(s, vae.cfg.time_factor) for s in samples]
             bar.update(len(samples))
         text, mask = _pad_half(enc.encode_tokens(captions))
         tensors = {
@@ -119,6 +123,9 @@ def build(
         }
         if len(refs) == len(latents):  # every clip has one
             tensors["refs"] = torch.cat(refs).contiguous()
+        if all(b is not None for b in boxes):
+            tensors["layout_boxes"] = torch.from_numpy(np.stack(boxes)).contiguous()
+            tensors["layout_emb"] = object_embeddings(enc, captions).half().contiguous()
         meta = {
             "captions": json.dumps(captions),
             "bucket": json.dumps(bucket.__dict__),
@@ -130,6 +137,33 @@ def build(
         written.append(shard_path(out, i))
     bar.close()
     return written
+
+
+def _boxes(sample, time_factor: int) -> np.ndarray | None:
+    """(MAX_OBJECTS, latent frames, 4) boxes of a Flatland sample's objects; None for others."""
+    from nanosora.world.layout import MAX_OBJECTS, clip_layout
+
+    if sample.scene is None:
+        return None
+    b = clip_layout(sample.scene, sample.seconds, sample.start, len(sample.frames), sample.fps, time_factor)
+    out = np.zeros((MAX_OBJECTS, b.shape[1], 4), np.float32)
+    out[: len(b)] = b
+    return out
+
+
+def object_embeddings(enc, captions: list[str]) -> torch.Tensor:
+    """(N, MAX_OBJECTS, D): each caption's object sentences (world.layout.object_sentences),
+    embedded alone and mean-pooled, in order, zero past its objects."""
+    from nanosora.text import sentences
+    from nanosora.world.layout import MAX_OBJECTS, object_sentences
+
+    out = torch.zeros(len(captions), MAX_OBJECTS, enc.dim)
+    for i, cap in enumerate(captions):
+        parts = sentences(cap)
+        objs = [parts[j] for j in object_sentences(parts)][:MAX_OBJECTS]
+        if objs:
+            out[i, : len(objs)] = enc.sentence_embeddings(objs)
+    return out
 
 
 def _pad_half(embs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -146,6 +180,13 @@ class _Group:
     mask: torch.Tensor
     captions: list[str]
     refs: torch.Tensor | None = None  # (N, C, 1, h, w), where every shard of the group has them
+    boxes: torch.Tensor | None = None  # (N, K, T, 4) and
+    emb: torch.Tensor | None = None  # (N, K, D), where every shard of the group has layouts
+
+
+def _cat(parts, key: str) -> torch.Tensor | None:
+    """One tensor of every shard of a group, where all of them hold it."""
+    return torch.cat([p[0][key] for p in parts]) if all(key in p[0] for p in parts) else None
 
 
 class LatentCache:
@@ -185,7 +226,9 @@ class LatentCache:
                     torch.cat([pad_tokens(p[0]["text"], width) for p in parts]),
                     torch.cat([pad_tokens(p[0]["text_mask"], width) for p in parts]),
                     [c for p in parts for c in p[1]],
-                    torch.cat([p[0]["refs"] for p in parts]) if all("refs" in p[0] for p in parts) else None,
+                    _cat(parts, "refs"),
+                    _cat(parts, "layout_boxes"),
+                    _cat(parts, "layout_emb"),
                 )
             )
         self.sizes = np.array([len(g.latents) for g in self.groups], dtype=float)
@@ -209,6 +252,22 @@ class LatentCache:
         rng = data.batch_rng(seed, step, rank)
         g = self.groups[int(rng.choice(len(self.groups), p=self.sizes / self.sizes.sum()))]
         return g, torch.as_tensor(rng.integers(0, len(g.latents), batch_size))
+
+    @property
+    def has_layouts(self) -> bool:
+        return all(g.boxes is not None for g in self.groups)
+
+    def layouts(self, batch_size: int, seed: int, step: int, rank: int = 0):
+        """The layouts (layout.Layout) of the clips batch() gives for these arguments."""
+        from nanosora.layout import Layout
+
+        if not self.has_layouts:
+            raise ValueError(
+                "this cache has no layouts (built before they were cached, or from a folder of "
+                "clips): rebuild it from Flatland with `nanosora cache`"
+            )
+        g, idx = self._pick(batch_size, seed, step, rank)
+        return Layout(g.emb[idx].float(), g.boxes[idx])
 
     def references(self, batch_size: int, seed: int, step: int, rank: int = 0) -> torch.Tensor:
         """The reference latents (B, C, 1, h, w) of the clips batch() gives for these arguments."""

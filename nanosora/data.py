@@ -46,6 +46,8 @@ class Sample:
     caption: str
     fps: float
     scene: object | None = None  # the Flatland scene it shows (world.scene.Scene), if one does
+    start: int = 0  # the clip's first frame in the scene's rendering
+    seconds: float = 0.0  # how long the scene was rendered and captioned for
 
 
 def batch_rng(seed: int, step: int, rank: int = 0) -> np.random.Generator:
@@ -113,14 +115,14 @@ class FlatlandSource:
         frames = render(scene, bucket.width, bucket.height, fps, seconds)
         start = int(rng.integers(0, len(frames) - bucket.frames + 1)) if self.window else 0
         clip = frames[start : start + bucket.frames]
-        out = [Sample(clip, detailed_caption(scene, seconds, rng), fps, scene)]
+        out = [Sample(clip, detailed_caption(scene, seconds, rng), fps, scene, start, seconds)]
         # the rng is drawn from only when pairs are asked for, so that without them every
         # scene (and the default recipe's cache) stays what it was
         if pair and self.pairs_p and len(scene.objects) > 1 and rng.random() < self.pairs_p:
             other = colour_swapped(scene, rng, self.exclude)
             if other is not None:
                 clip = render(other, bucket.width, bucket.height, fps, seconds)[start : start + bucket.frames]
-                out.append(Sample(clip, detailed_caption(other, seconds, rng), fps, other))
+                out.append(Sample(clip, detailed_caption(other, seconds, rng), fps, other, start, seconds))
         return out
 
 

@@ -78,14 +78,13 @@ def distill_loss(student, teacher, latents, text, mask, null_text, step_seed, cf
             bt.t.repeat(2),
             torch.cat([txt, e_txt]),
             torch.cat([msk, e_msk]),
-            cond=bt.cond.repeat(2, 1, 1, 1, 1),
-            frame_mask=bt.frame_mask.repeat(2, 1),
+            cond=bt.cond.for_passes(("full", "cond"), bt.x_t.shape[2]),
         ).float()
     v_text, v_empty = v.chunk(2)
     target = v_empty + g[:, None, None, None, None] * (v_text - v_empty)
     with device.autocast(dev, cfg.cpu_bf16):
-        pred = student(bt.x_t, bt.t, bt.text, bt.mask, cond=bt.cond, frame_mask=bt.frame_mask, guidance=g)
-    return flow.velocity_loss(pred, target, given_weight(bt.frame_mask))
+        pred = student(bt.x_t, bt.t, bt.text, bt.mask, cond=bt.cond, guidance=g)
+    return flow.velocity_loss(pred, target, given_weight(bt.cond.frame_mask))
 
 
 def student_of(teacher: DiT) -> GuidedDiT:

@@ -23,6 +23,7 @@ from einops import rearrange
 from torch import nn
 
 from nanosora import reference
+from nanosora.conditioning import Conditioning
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,10 @@ class DiTConfig:
     # block. (0, 0): no routing.
     route: tuple[int, int] = (0, 0)
     route_keep: float = 0.5
+    # Per-object layouts (layout.py): each object's sentence embedding, through a zero-
+    # initialised projection, added to the tokens its box covers; a model without it ignores
+    # a layout it is given.
+    layout: bool = False
 
     @property
     def routes(self) -> bool:
@@ -257,6 +262,7 @@ class DiT(nn.Module):
         self.norm_out = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
         self.ada_out = nn.Linear(d, 2 * d)
         self.patch_out = nn.Linear(d, c * pt * ph * pw)
+        self.layout_proj = nn.Linear(cfg.text_dim, d) if cfg.layout else None
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
@@ -269,7 +275,8 @@ class DiT(nn.Module):
         for blk in self.blocks:
             nn.init.zeros_(blk.ada.weight)
             nn.init.zeros_(blk.ada.bias)
-        for m in (self.ada_out, self.patch_out):
+        # zero: a layout starts by changing nothing (a fine-tune starts as the model it tunes)
+        for m in (self.ada_out, self.patch_out, *([self.layout_proj] if self.layout_proj else [])):
             nn.init.zeros_(m.weight)
             nn.init.zeros_(m.bias)
 
@@ -303,15 +310,15 @@ class DiT(nn.Module):
         t: torch.Tensor,
         text: torch.Tensor | TextContext,
         text_mask: torch.Tensor | None = None,
-        cond: torch.Tensor | None = None,
-        frame_mask: torch.Tensor | None = None,
+        cond: Conditioning | None = None,
         route: torch.Tensor | None = None,
         vec: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Velocity for x (B, C, T, h, w) at times t (B,). text (B, L, text_dim) with a (B, L)
-        mask, or a TextContext made from them once (then text_mask is not needed). cond: clean
-        latents of the given frames (B, C, T, h, w); frame_mask (B, T), 1 where cond holds a
-        given frame, reference.REFERENCE where it holds a reference frame. route (B, K): the
+        mask, or a TextContext made from them once (then text_mask is not needed). cond: the
+        conditioning bundle (conditioning.py): clean latents of the given frames (B, C, T, h,
+        w) with their frame mask (B, T), 1 where a frame is given, reference.REFERENCE where a
+        reference frame stands; per-object layouts. route (B, K): the
         tokens kept in the routed blocks (route_indices; training with cfg.route only). vec
         (B, D): more conditioning, added to the timestep's and the pooled prompt's (a
         subclass's own input: guided.GuidedDiT's guidance scale)."""
@@ -320,14 +327,18 @@ class DiT(nn.Module):
             raise ValueError(f"latents have {c} channels; this model takes {self.cfg.latent_channels}")
         gt, gh, gw = self.grid(x.shape)
         pt, ph, pw = self.cfg.patch
-        if frame_mask is None:
-            frame_mask = x.new_zeros(b, T)
+        cond = Conditioning() if cond is None else cond
+        frame_mask = x.new_zeros(b, T) if cond.frame_mask is None else cond.frame_mask
         m = frame_mask.to(x.dtype)[:, None, :, None, None].expand(b, 1, T, h, w)
         # the mask channel says what a latent is (new, given, or a reference frame: reference.py)
-        cond = x.new_zeros(x.shape) if cond is None else cond * reference.given(m)
-        inp = torch.cat([x, m, cond], 1)
+        given = x.new_zeros(x.shape) if cond.latents is None else cond.latents * reference.given(m)
+        inp = torch.cat([x, m, given], 1)
         tokens = rearrange(inp, "b c (t pt) (h ph) (w pw) -> b (t h w) (c pt ph pw)", pt=pt, ph=ph, pw=pw)
         x_tok = self.patch_in(tokens)  # (B, N, D)
+        if cond.layout is not None and self.layout_proj is not None:
+            cov = cond.layout.coverage((gt, gh, gw), pt).to(x_tok.dtype)  # (B, K, N)
+            objs = self.layout_proj(cond.layout.emb.to(x_tok.dtype))  # (B, K, D)
+            x_tok = x_tok + torch.einsum("bkn,bkd->bnd", cov, objs)
 
         if not isinstance(text, TextContext):
             if text_mask is None:

@@ -112,6 +112,7 @@ class Model:
     text_encoder: object
     config: ModelConfig
     path: Path
+    planner: torch.nn.Module | None = None  # planner.Planner, for a transformer that reads layouts
 
     @property
     def fps(self) -> int:
@@ -135,6 +136,14 @@ class Model:
         """The content words of a prompt (or of every shot's) that the model never saw."""
         prompts = [prompt] if isinstance(prompt, str) else prompt
         return vocabulary.unknown(" ".join(prompts), self.known_words)
+
+    def plan(self, caption: str, aspect: float, seconds: float):
+        """The planner's layout for a caption (planner.Plan), or None for a model without one."""
+        from nanosora import planner
+
+        if self.planner is None:
+            return None
+        return planner.plan(self.planner, self.text_encoder, caption, aspect, seconds)
 
     def encode_text(self, texts: list[str]):
         from nanosora.text import pad
@@ -179,8 +188,12 @@ class Model:
         null = self.encode_text([req.negative_prompt])
         flatland = self.config.expands_flatland
 
-        def fill(tl, text, strength=1.0, refs=None):
+        plans = []
+
+        def fill(tl, text, strength=1.0, refs=None, plan=None, plan_from=0):
             # a fill is shown what came before the cut (req.after) unless given other refs
+            if plan is not None and plan not in plans:
+                plans.append(plan)
             return pipeline.fill(
                 self.vae,
                 self.dit,
@@ -189,15 +202,14 @@ class Model:
                 null,
                 seed,
                 self.window,
+                sp,
                 strength=strength,
                 callback=callback,
-                steps=sp.steps,
-                guidance=sp.guidance,
-                guidance_until=sp.guidance_until,
-                cond_guidance=sp.cond_guidance,
-                one_pass_guidance=sp.one_pass_guidance,
                 references=self.config.references,
                 refs=before if refs is None else refs,
+                plan=plan,
+                fps=fps,
+                plan_from=plan_from,
             )
 
         ref = None
@@ -230,32 +242,42 @@ class Model:
                 n = frames_for(s, fps) - (1 if i else 0)
                 # across the cut, the shot before's last frame shows who is in the story
                 last = parts[-1][-1:] if parts else None
-                parts.append(
-                    fill(Timeline.blank(max(1, n), height, width), self.encode_text([cap]), refs=last)
-                )
+                plan = self.plan(cap, width / height, s)
+                tl = Timeline.blank(max(1, n), height, width)
+                parts.append(fill(tl, self.encode_text([cap]), refs=last, plan=plan))
             out = np.concatenate(parts)
         else:
             secs = new / fps or 1.0 / fps
             cap = self.caption(req, ref, secs, width / height) if req.expand else req.prompt
             captions = [cap]
             text = self.encode_text([cap])
+            # the caption's time starts where its frames do: after the frames an extension or
+            # a connect continues (a backward extension's new frames come before its caption's
+            # start, where a plan has nothing to say: they follow the text alone)
+            plan = (
+                None
+                if mode == "extend" and req.direction == "backward"
+                else self.plan(cap, width / height, secs)
+            )
             if mode == "connect":
                 b = resize(as_frames(req.connect[1], "the second video of connect"), width, height)
                 tl, head, tail = pipeline.connect_timeline(ref, b, new)
-                out = np.concatenate([head, fill(tl, text), tail])
+                k = len(ref) - len(head) - 1
+                out = np.concatenate([head, fill(tl, text, plan=plan, plan_from=k), tail])
             elif mode == "extend":
-                out = fill(pipeline.extend_timeline(ref, new, backward=req.direction == "backward"), text)
+                tl = pipeline.extend_timeline(ref, new, backward=req.direction == "backward")
+                out = fill(tl, text, plan=plan, plan_from=len(ref) - 1)
             elif mode == "edit":
                 tl = Timeline.blank(len(ref), height, width)
                 tl.init = ref
-                out = fill(tl, text, strength=req.strength)
+                out = fill(tl, text, strength=req.strength, plan=plan)
             else:
                 tl = Timeline.blank(new, height, width)
                 if ref is not None:
                     tl.put(req.image_frame, ref)
-                out = fill(tl, text)
+                out = fill(tl, text, plan=plan)
                 if mode == "loop":
-                    out = fill(pipeline.loop_timeline(out), text)[: len(out)]
+                    out = fill(pipeline.loop_timeline(out), text, plan=plan)[: len(out)]
         meta = {
             "generator": f"nanosora {__version__}",
             "model": self.config.name,
@@ -278,6 +300,9 @@ class Model:
         }
         if unknown:
             meta["unknown_words"] = unknown
+        if plans:  # what the planner laid out: each object's words and boxes, frame by frame
+            times = np.arange(0, max(1, len(out)), 4) / fps
+            meta["layout"] = [p.to_json(times) for p in plans] if len(plans) > 1 else plans[0].to_json(times)
         if req.story:
             meta["story"] = list(req.story)
         adapters = self.lora_scales()
@@ -384,4 +409,5 @@ def load(
         dit = device.CPUBF16(dit)
     if compile:
         dit = torch.compile(dit, dynamic=True)
-    return Model(vae, dit, TextEncoder.of(cfg.text), cfg, path)
+    planner = modeldir.load_planner(path) if cfg.planner is not None else None
+    return Model(vae, dit, TextEncoder.of(cfg.text), cfg, path, planner)

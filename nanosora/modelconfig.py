@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from nanosora.config import VAEConfig, from_dict, to_dict
 from nanosora.dit import DiTConfig
+from nanosora.planner import PlannerConfig
 
 FORMAT = 1
 # records of the runs that made a model (settings, steps): kept as written, for the card
@@ -53,6 +54,8 @@ class ModelConfig:
     # its transformer was trained with reference frames (reference.py): generation shows every
     # shot the shot before, and every later window of a clip the clip's first frame
     references: bool = False
+    # its layout planner (planner.py), for a transformer that reads layouts (DiTConfig.layout)
+    planner: PlannerConfig | None = None
 
     @property
     def expands_flatland(self) -> bool:
@@ -80,6 +83,8 @@ class ModelConfig:
             out["guidance_distilled"] = True
         if self.references:
             out["references"] = True
+        if self.planner is not None:
+            out["planner"] = dataclasses.asdict(self.planner)
         return out
 
 
@@ -140,6 +145,11 @@ def from_json(d: dict, where: str = "config.json") -> ModelConfig:
     if not isinstance(vocab, list) or not all(isinstance(w, str) for w in vocab):
         raise ValueError(f"{where}: 'vocabulary' must be a list of words")
     rest["vocabulary"] = tuple(vocab)
+    if "planner" in d:
+        try:
+            rest["planner"] = from_dict(PlannerConfig, d["planner"])
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{where}: bad 'planner' section ({e})") from None
     cfg = ModelConfig(vae=vae, dit=dit, text=text, training=runs, guidance_distilled=distilled, **rest)
     if (
         not isinstance(cfg.fps, int)

@@ -123,6 +123,18 @@ def load_dit(folder: str | Path):
     return load_weights(Path(folder) / "dit.safetensors", dit).eval()
 
 
+def load_planner(folder: str | Path):
+    """The model directory's layout planner (planner.safetensors; config.json's 'planner')."""
+    from nanosora.planner import Planner
+
+    cfg = read_config(folder)
+    if cfg.planner is None:
+        raise ModelError(f"{Path(folder) / 'config.json'}: has no 'planner' section")
+    with torch.device("meta"):
+        planner = Planner(cfg.planner)
+    return load_weights(Path(folder) / "planner.safetensors", planner).eval()
+
+
 def export(
     src: str | Path,
     dst: str | Path,

@@ -14,7 +14,9 @@ import numpy as np
 import torch
 
 from nanosora import flow, guided, reference, timeline
-from nanosora.config import DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_UNTIL, DEFAULT_STEPS
+from nanosora.conditioning import Conditioning
+from nanosora.planner import Plan
+from nanosora.request import Sampling
 from nanosora.text import pad_tokens
 from nanosora.timeline import Timeline
 from nanosora.vae import frames_to_tensor, tensor_to_frames
@@ -142,86 +144,81 @@ def shift_of(dit, shape: tuple[int, ...]) -> float:
 
 def sample_latents(
     dit,
-    text: torch.Tensor,
-    text_mask: torch.Tensor,
-    null_text: torch.Tensor,
-    null_mask: torch.Tensor,
+    text: tuple[torch.Tensor, torch.Tensor],
+    null: tuple[torch.Tensor, torch.Tensor],
     shape: tuple[int, int, int, int],
     seeds: list[int],
-    steps: int = DEFAULT_STEPS,
-    guidance: float = DEFAULT_GUIDANCE,
-    guidance_until: float = DEFAULT_GUIDANCE_UNTIL,
-    cond: torch.Tensor | None = None,
-    frame_mask: torch.Tensor | None = None,
-    cond_guidance: float = 1.0,
+    sampling: Sampling | None = None,
+    cond: Conditioning | None = None,
     shift: float | None = None,
     init: torch.Tensor | None = None,
     strength: float = 1.0,
     callback: Callable[[int, int, torch.Tensor], None] | None = None,
-    one_pass_guidance: bool = True,
     refs: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Latents (B, C, T, h, w) for B = len(seeds) samples. text: (B, L, D) with mask;
-    null_text: the empty (or negative) prompt, (B, L0, D). cond/frame_mask: given frames.
-    init/strength: start from `init` noised to time `strength` instead of from pure noise
-    (SDEdit, Meng et al. 2022): the lower the strength, the more of `init` survives.
-    guidance_until: steps at times t <= this run without guidance (flow.guided).
-    one_pass_guidance: with a guidance-distilled transformer (guided.py), guide in one pass
-    per step (False: classifier-free guidance's passes, as for any other model).
-    refs: reference latents (B, C, R, h, w) before the window (reference.py; for a model
-    trained with them), dropped from what is returned."""
+    """Latents (B, C, T, h, w) for B = len(seeds) samples. text: (B, L, D) embeddings with
+    their mask; null: the empty (or negative) prompt's, (B, L0, D). cond: given frames and
+    layouts (conditioning.py). init/strength: start from `init` noised to time `strength`
+    instead of from pure noise (SDEdit, Meng et al. 2022): the lower the strength, the more
+    of `init` survives. sampling.one_pass_guidance: with a guidance-distilled transformer
+    (guided.py), guide in one pass per step. refs: reference latents (B, C, R, h, w) before
+    the window (reference.py; for a model trained with them), dropped from what is returned."""
     b = len(seeds)
+    sampling = Sampling() if sampling is None else sampling
+    cond = Conditioning() if cond is None else cond
     shift = shift_of(dit, shape) if shift is None else shift
     r = 0
     if refs is not None:  # the window's own schedule shift; the references ride along
         r = refs.shape[2]
-        lat = torch.zeros(b, *shape) if cond is None else cond
         refs = refs.expand(b, -1, -1, -1, -1)
-        cond, frame_mask = reference.prepend(lat, refs, frame_mask)
+        cond = cond.with_references(refs, shape)
         init = None if init is None else torch.cat([refs, init], 2)
         shape = (shape[0], shape[1] + r, *shape[2:])
     x = flow.get_noise(shape, seeds)
-    schedule = schedule_for(steps, shift, strength if init is not None else 1.0)
+    schedule = schedule_for(sampling.steps, shift, strength if init is not None else 1.0)
     if init is not None:
         x = (1 - schedule[0]) * init + schedule[0] * x
-    has_cond = frame_mask is not None and bool(frame_mask.any())
+    has_cond = cond.has_given
+    guidance, cond_guidance = sampling.guidance, sampling.cond_guidance
     modes = flow.guidance_modes(guidance, cond_guidance, has_cond)
     # a guidance-distilled transformer (guided.py) guides in one pass a step
-    one_pass = one_pass_guidance and len(modes) > 1 and guided.one_pass_serves(dit, cond_guidance, has_cond)
+    one_pass = (
+        sampling.one_pass_guidance and len(modes) > 1 and guided.one_pass_serves(dit, cond_guidance, has_cond)
+    )
     if one_pass:
         modes = modes[:1]
     # every pass of a step in one batch: text padded to one length (padding is masked out)
-    L = max(text.shape[1], null_text.shape[1])
-    txt = {"full": pad_tokens(text, L), "null": pad_tokens(null_text, L)}
-    msk = {"full": pad_tokens(text_mask, L), "null": pad_tokens(null_mask, L)}
-    zeros = torch.zeros(b, shape[1])
+    L = max(text[0].shape[1], null[0].shape[1])
+    txt = {"full": pad_tokens(text[0], L), "null": pad_tokens(null[0], L)}
+    msk = {"full": pad_tokens(text[1], L), "null": pad_tokens(null[1], L)}
     texts = torch.cat([txt["full" if m == "full" else "null"] for m in modes])
     masks = torch.cat([msk["full" if m == "full" else "null"] for m in modes])
-    fms = torch.cat([frame_mask if (has_cond and m != "none") else zeros for m in modes])
-    conds = cond.repeat(len(modes), 1, 1, 1, 1) if cond is not None else None
+    passes = cond.for_passes(modes, shape[1])
 
     with torch.inference_mode():
         context = dit.text_context(texts, masks)  # once: the prompt is the same at every step
     # a step runs every pass, or (after guidance stops) the "full" pass alone: its rows come first
-    contexts = {len(modes): context, 1: context.rows(b)}
+    contexts = {len(modes): (context, passes), 1: (context.rows(b), passes.rows(b))}
 
     def model_fn(x, t, some, scale=None):
         k = len(some)
         n = k * b
-        c = conds[:n] if conds is not None else None
+        ctx, c = contexts[k]
         g = {} if scale is None else {"guidance": torch.full((n,), float(scale))}
         with torch.inference_mode():
-            v = dit(x.repeat(k, 1, 1, 1, 1), torch.full((n,), float(t)), contexts[k], None, c, fms[:n], **g)
+            v = dit(x.repeat(k, 1, 1, 1, 1), torch.full((n,), float(t)), ctx, None, c, **g)
         return list(v.chunk(k))
 
     if one_pass:
-        velocity = guided.velocity(lambda x, t, g: model_fn(x, t, modes, g)[0], guidance, guidance_until)
+        velocity = guided.velocity(
+            lambda x, t, g: model_fn(x, t, modes, g)[0], guidance, sampling.guidance_until
+        )
     else:
-        velocity = flow.guided(model_fn, guidance, cond_guidance, has_cond, until=guidance_until)
+        velocity = flow.guided(model_fn, guidance, cond_guidance, has_cond, until=sampling.guidance_until)
     x = flow.denoise(velocity, x, schedule, callback)
     if has_cond:  # given frames are given: keep them exactly
-        m = reference.given(frame_mask)[:, None, :, None, None].to(x.dtype)
-        x = x * (1 - m) + cond * m
+        m = reference.given(cond.frame_mask)[:, None, :, None, None].to(x.dtype)
+        x = x * (1 - m) + cond.latents * m
     return x[:, :, r:]
 
 
@@ -233,21 +230,25 @@ def fill(
     null: tuple[torch.Tensor, torch.Tensor],
     seed: int,
     window: int,
-    steps: int = DEFAULT_STEPS,
-    guidance: float = DEFAULT_GUIDANCE,
-    guidance_until: float = DEFAULT_GUIDANCE_UNTIL,
-    cond_guidance: float = 1.0,
+    sampling: Sampling | None = None,
     strength: float = 1.0,
     callback: Callable[[int, int, torch.Tensor], None] | None = None,
-    one_pass_guidance: bool = True,
     references: bool = False,
     refs: np.ndarray | None = None,
+    plan: Plan | None = None,
+    fps: float = 8.0,
+    plan_from: int = 0,
 ) -> np.ndarray:
     """Generate every unknown frame of the timeline, window by window (see timeline.py), and
     return all its frames; known frames come back exactly as given. The callback sees steps
     counted over all windows. `references` (a model trained with reference frames,
     reference.py): every window is shown `refs` (frames (R, H, W, 3), from across a cut) or,
-    without them, the timeline's first frame once it is known and outside the window."""
+    without them, the timeline's first frame once it is known and outside the window.
+    `plan` (a model that reads layouts): every object's box as a function of time
+    (planner.Plan), read at each window's frame times at `fps` counted from frame
+    `plan_from` (where the caption's time starts), so that window k's layout continues where
+    window k - 1's ended."""
+    sampling = Sampling() if sampling is None else sampling
     factor, h, w = vae.cfg.time_factor, tl.frames.shape[1], tl.frames.shape[2]
     ref_latents = None
     if references and refs is not None:
@@ -257,17 +258,21 @@ def fill(
     shapes = [(vae.cfg.latent_channels, *vae.latent_shape(e - s, h, w)[1:]) for s, e in windows]
     shifts = [shift_of(dit, shape) for shape in shapes]
     # steps per window: an edit's schedule starts at its strength, so its length depends on the shift
-    counts = [len(schedule_for(steps, sh, strength if tl.init is not None else 1.0)) - 1 for sh in shifts]
+    edit = strength if tl.init is not None else 1.0
+    counts = [len(schedule_for(sampling.steps, sh, edit)) - 1 for sh in shifts]
     total = sum(counts)
     for k, (s, e) in enumerate(windows):
         known = tl.known[s:e].copy()
         given = timeline.latent_mask(known, factor)
-        z = cond = frame_mask = None
+        z = None
+        cond = Conditioning()
         if given.any() or tl.init is not None:
             with torch.inference_mode():
                 z = vae.encode(frames_to_tensor(tl.window_pixels(s, e)))
         if given.any():
-            cond, frame_mask = z, torch.from_numpy(given).float()[None]
+            cond = Conditioning(z, torch.from_numpy(given).float()[None])
+        if plan is not None:
+            cond = cond.with_layout(plan.layout((np.arange(s, e) - plan_from) / fps, factor))
         if references and ref_latents is None and s > 0 and tl.known[0]:
             with torch.inference_mode():  # the anchor: the clip's first frame, for every later window
                 ref_latents = vae.encode(frames_to_tensor(tl.frames[:1]))
@@ -279,21 +284,16 @@ def fill(
 
         lat = sample_latents(
             dit,
-            *text,
-            *null,
+            text,
+            null,
             shapes[k],
             [timeline.window_seed(seed, k)],
-            steps,
-            guidance,
-            guidance_until,
-            cond=cond,
-            frame_mask=frame_mask,
-            cond_guidance=cond_guidance,
+            sampling,
+            cond,
             shift=shifts[k],
             init=z if tl.init is not None else None,
             strength=strength,
             callback=report,
-            one_pass_guidance=one_pass_guidance,
             refs=ref_latents,
         )
         with torch.inference_mode():

@@ -114,8 +114,15 @@ class TextEncoder:
         if not self.sentence_tokens:
             return words
         parts = [sentences(t) for t in texts]
-        pooled = iter(e.mean(0) for e in self._word_tokens([s for p in parts for s in p]))
+        pooled = iter(self.sentence_embeddings([s for p in parts for s in p]))
         return [torch.cat([w, *(next(pooled)[None] for _ in p)]) for w, p in zip(words, parts, strict=True)]
+
+    def sentence_embeddings(self, texts: list[str]) -> torch.Tensor:
+        """(N, D): each text encoded alone and mean-pooled over its tokens (the sentence
+        embedding MiniLM was trained to give; a layout's per-object words)."""
+        if not texts:
+            return torch.zeros(0, self.dim)
+        return torch.stack([e.mean(0) for e in self._word_tokens(texts)])
 
     def _word_tokens(self, texts: list[str]) -> list[torch.Tensor]:
         missing = [t for t in dict.fromkeys(texts) if t not in self._cache]

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from nanosora import device, dist, flow, modeldir, reference, train
+from nanosora.conditioning import Conditioning
 from nanosora.dit import DiT, DiTConfig, route_indices
 from nanosora.modelconfig import ModelConfig
 from nanosora.text import pad_tokens
@@ -45,6 +46,9 @@ class DiTTrainConfig:
     # decoded and encoded again, are never clean (Diffusion Forcing, arXiv 2407.01392, trains
     # on noisy context; SVD and CogVideoX noise their conditioning image)
     context_noise: float = 0.0
+    # how often a batch row trains without its layout (a model with DiTConfig.layout), so that
+    # the same model still generates from text alone; a row without text has no layout either
+    layout_dropout: float = 0.2
 
 
 def frame_mask(mode: str, frames: int, rng: np.random.Generator) -> np.ndarray:
@@ -119,19 +123,27 @@ class Batch(NamedTuple):
     t: torch.Tensor  # their times
     text: torch.Tensor  # prompts, some replaced by the empty prompt (text dropout)
     mask: torch.Tensor
-    cond: torch.Tensor  # the clean latents: the given frames' conditioning
-    frame_mask: torch.Tensor  # (B, T) 1 where a frame is given
+    cond: Conditioning  # the clean latents with their frame mask (B, T), and layouts
     target: torch.Tensor  # the flow-matching velocity
     rng: np.random.Generator  # this micro-batch's further draws
     route: torch.Tensor | None  # (B, K) tokens kept in the routed blocks (DiTConfig.route)
 
 
-def check_objective(dcfg: DiTTrainConfig, source) -> None:
-    """Refuse reference frames or context noise that cannot be trained, before anything is written."""
+def check_objective(dcfg: DiTTrainConfig, source, cfg: DiTConfig | None = None) -> None:
+    """Refuse reference frames, context noise or layouts that cannot be trained, before
+    anything is written."""
+    if cfg is not None and cfg.layout and not getattr(source, "has_layouts", False):
+        raise ValueError(
+            "a transformer that reads layouts (DiTConfig.layout) needs a latent cache built from "
+            "Flatland, which caches each clip's per-object boxes; this data has none (a folder of "
+            "clips, or a cache built before layouts were cached): rebuild it with `nanosora cache`"
+        )
     if not 0 <= dcfg.ref_p <= 1:
         raise ValueError(f"ref_p {dcfg.ref_p} is not valid: use a share in [0, 1]")
     if not 0 <= dcfg.context_noise < 1:
         raise ValueError(f"context_noise {dcfg.context_noise} is not valid: use a time in [0, 1)")
+    if not 0 <= dcfg.layout_dropout <= 1:
+        raise ValueError(f"layout_dropout {dcfg.layout_dropout} is not valid: use a share in [0, 1]")
     if dcfg.ref_p > 0 and not getattr(source, "has_references", False):
         raise ValueError(
             "reference frames (ref_p) need a latent cache built from Flatland, which caches each "
@@ -150,13 +162,33 @@ def batch_refs(source, batch: int, step_seed: tuple[int, int, int], p: float) ->
     return source.references(batch, seed, step, k)
 
 
+def batch_layout(source, cfg: DiTConfig, batch: int, step_seed: tuple[int, int, int]):
+    """The layouts of this micro-batch's clips (source.layouts) for a model that reads them
+    (DiTConfig.layout), else None."""
+    if not cfg.layout:
+        return None
+    seed, step, k = step_seed
+    return source.layouts(batch, seed, step, k)
+
+
 def noised_batch(
-    model, latents, text, mask, null_text, step_seed: tuple[int, int, int], cfg, refs=None
+    model,
+    latents,
+    text,
+    mask,
+    null_text,
+    step_seed: tuple[int, int, int],
+    cfg,
+    refs=None,
+    context_noise: float = 0.0,
+    layout=None,
+    layout_dropout: float = 0.0,
 ) -> Batch:
     """Frame masks, text dropout, times and noise for one micro-batch, all drawn from
-    step_seed = (seed, step, k); moved to the model's device. `cfg` has text_dropout and flow
-    (and ref_p, context_noise). refs: reference latents (B, C, R, h, w) to put before the
-    clips (reference.prepend), or None."""
+    step_seed = (seed, step, k); moved to the model's device. `cfg` has text_dropout and flow.
+    refs: reference latents (B, C, R, h, w) to put before the clips (reference.prepend), or
+    None; context_noise: DiTTrainConfig's. layout: the clips' layouts (layout.Layout), dropped
+    with the text and, besides, for a `layout_dropout` share of the rows."""
     seed, step, k = step_seed
     rng = np.random.default_rng([seed, step, k, 7])
     g = train.step_generator(seed, step, k)
@@ -177,19 +209,23 @@ def noised_batch(
     noise = torch.randn(latents.shape, generator=g)
     x_t, target = flow.noisy(latents, noise, t)
     cond = latents
-    # getattr: distillation's config (distill.py) shares this batch and has no context noise
-    if refs is not None or getattr(cfg, "context_noise", 0.0) > 0:
-        x_t, target, cond, fm = _with_context(x_t, target, latents, fm, t, refs, step_seed, cfg)
+    if refs is not None or context_noise > 0:
+        x_t, target, cond, fm = _with_context(x_t, target, latents, fm, t, refs, step_seed, context_noise)
+    if layout is not None:  # a draw of its own, so that the clip's draws stay what they were
+        off = torch.from_numpy(np.random.default_rng([*step_seed, 17]).random(b) < layout_dropout)
+        layout = layout.dropped(drop | off)
+        if refs is not None:
+            layout = layout.prepend_empty(refs.shape[2])
     dev = next(model.parameters()).device
     route = None
     if base.cfg.routes:
         tokens = math.prod(base.grid(latents.shape))
         route = route_indices(b, tokens, base.cfg.route_keep, rng).to(dev)
-    moved = (v.to(dev) for v in (x_t, t, text, mask, cond, fm, target))
-    return Batch(*moved, rng, route)
+    x_t, t, text, mask, target = (v.to(dev) for v in (x_t, t, text, mask, target))
+    return Batch(x_t, t, text, mask, Conditioning(cond, fm, layout).to(dev), target, rng, route)
 
 
-def _with_context(x_t, target, latents, fm, t, refs, step_seed, cfg):
+def _with_context(x_t, target, latents, fm, t, refs, step_seed, context_noise):
     """noised_batch's reference frames and context noise, drawn from generators of their own
     (so that the clip's own draws stay what they were): the conditioning latents with given
     frames noised to a random time in [0, cfg.context_noise], and references before the clip
@@ -203,22 +239,42 @@ def _with_context(x_t, target, latents, fm, t, refs, step_seed, cfg):
         x_t = torch.cat([x_ref, x_t], 2)
         target = torch.cat([torch.zeros_like(refs), target], 2)
         cond, fm = reference.prepend(latents, refs, fm)
-    if cfg.context_noise > 0:
-        s = torch.from_numpy(rng.random(b) * cfg.context_noise).float()[:, None, None, None, None]
+    if context_noise > 0:
+        s = torch.from_numpy(rng.random(b) * context_noise).float()[:, None, None, None, None]
         noisy = (1 - s) * cond + s * torch.randn(cond.shape, generator=g)
         cond = torch.where(reference.given(fm)[:, None, :, None, None], noisy, cond)
     return x_t, target, cond, fm
 
 
 def dit_loss(
-    model, latents, text, mask, null_text, step_seed: tuple[int, int, int], cfg: DiTTrainConfig, refs=None
+    model,
+    latents,
+    text,
+    mask,
+    null_text,
+    step_seed: tuple[int, int, int],
+    cfg: DiTTrainConfig,
+    refs=None,
+    layout=None,
 ):
     """The flow-matching loss of one micro-batch; randomness from step_seed = (seed, step, k);
-    refs: reference latents before the clips (noised_batch)."""
-    bt = noised_batch(model, latents, text, mask, null_text, step_seed, cfg, refs)
+    refs: reference latents before the clips, layout: their layouts (noised_batch)."""
+    bt = noised_batch(
+        model,
+        latents,
+        text,
+        mask,
+        null_text,
+        step_seed,
+        cfg,
+        refs,
+        cfg.context_noise,
+        layout,
+        cfg.layout_dropout,
+    )
     with device.autocast(bt.x_t.device, cfg.cpu_bf16):
-        pred = model(bt.x_t, bt.t, bt.text, bt.mask, cond=bt.cond, frame_mask=bt.frame_mask, route=bt.route)
-    return flow.velocity_loss(pred, bt.target, given_weight(bt.frame_mask))
+        pred = model(bt.x_t, bt.t, bt.text, bt.mask, cond=bt.cond, route=bt.route)
+    return flow.velocity_loss(pred, bt.target, given_weight(bt.cond.frame_mask))
 
 
 def given_weight(frame_mask: torch.Tensor) -> torch.Tensor:
@@ -263,7 +319,8 @@ def step_seconds(
         if compile:
             text, mask = pad_width(text, mask, TEXT_WIDTH_STEP)
         refs = batch_refs(source, batch, (0, i, 0), dcfg.ref_p)
-        loss = dit_loss(step, latents, text, mask, source.null_text, (0, i, 0), dcfg, refs)
+        layout = batch_layout(source, cfg, batch, (0, i, 0))
+        loss = dit_loss(step, latents, text, mask, source.null_text, (0, i, 0), dcfg, refs, layout)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -334,7 +391,7 @@ def train_dit(
     `init`: a model directory whose transformer weights it starts from (a fine-tune), instead
     of a fresh initialisation; a resumed run continues from its checkpoint either way."""
     out = Path(out)
-    check_objective(dcfg, source)
+    check_objective(dcfg, source, cfg)
     if dcfg.cpu_bf16 and device.device().type == "cpu":
         device.check_cpu_bf16()
     if compile:
@@ -343,7 +400,15 @@ def train_dit(
     torch.manual_seed(tcfg.seed)
     model = DiT(cfg).to(device.device())
     if init is not None:
-        model.load_state_dict(modeldir.load_dit(init).state_dict())
+        # a transformer that newly reads layouts starts from one that did not: its layout
+        # projection keeps its zero initialisation (so it starts as that model); any other
+        # mismatch is an error
+        missing, unexpected = model.load_state_dict(modeldir.load_dit(init).state_dict(), strict=False)
+        missing = [k for k in missing if not k.startswith("layout_proj.")]
+        if missing or unexpected:
+            raise ValueError(
+                f"{init}: its transformer does not fit: missing {missing[:5]}, unexpected {unexpected[:5]}"
+            )
     ema = EMA(model, dcfg.ema)
     wrapped = dist.wrap(model, fsdp)
     if compile:
@@ -361,7 +426,8 @@ def train_dit(
         if compile:
             text, mask = pad_width(text, mask, TEXT_WIDTH_STEP)
         refs = batch_refs(source, tcfg.batch, (tcfg.seed, step, k), dcfg.ref_p)
-        loss = dit_loss(wrapped, latents, text, mask, null, (tcfg.seed, step, k), dcfg, refs)
+        layout = batch_layout(source, cfg, tcfg.batch, (tcfg.seed, step, k))
+        loss = dit_loss(wrapped, latents, text, mask, null, (tcfg.seed, step, k), dcfg, refs, layout)
         return loss, {}, len(latents) * world
 
     # a cache knows its captions' words; a stream of clips (data.make_source) does not

@@ -12,6 +12,7 @@ from nanosora.distill import DistillConfig, distill_loss, draw_scales, student_o
 from nanosora.dit import DIT_PRESETS, DiT
 from nanosora.guided import GuidedDiT
 from nanosora.model import load
+from nanosora.request import Sampling
 from tests.helpers import FakeCache, fill_zeros, make_tiny_model
 
 
@@ -112,7 +113,7 @@ def test_distilled_model_directory_samples_in_one_pass_per_step(distilled_dir):
     real = type(model.dit).forward
 
     def recording(self, x, t, *a, **k):
-        g = a[4] if len(a) > 4 else k.get("guidance")
+        g = a[3] if len(a) > 3 else k.get("guidance")
         calls.append((x.shape[0], None if g is None else g.tolist()))
         return real(self, x, t, *a, **k)
 
@@ -122,13 +123,12 @@ def test_distilled_model_directory_samples_in_one_pass_per_step(distilled_dir):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(type(model.dit), "forward", recording)
         one = pipeline.sample_latents(
-            model.dit, *text, *null, shape, [0], 6, guidance=8.0, guidance_until=0.45
+            model.dit, text, null, shape, [0], Sampling(steps=6, guidance=8.0, guidance_until=0.45)
         )
         assert calls == [(1, [8.0 if t > 0.45 else 1.0]) for t in schedule[:-1]]
         calls.clear()
-        two = pipeline.sample_latents(
-            model.dit, *text, *null, shape, [0], 6, guidance=8.0, guidance_until=0.45, one_pass_guidance=False
-        )
+        sp = Sampling(steps=6, guidance=8.0, guidance_until=0.45, one_pass_guidance=False)
+        two = pipeline.sample_latents(model.dit, text, null, shape, [0], sp)
         assert calls == [(2, None) if t > 0.45 else (1, None) for t in schedule[:-1]]
     assert not torch.allclose(one, two)
     v = model.generate("a red circle", steps=2, width=32, height=32, seed=0)

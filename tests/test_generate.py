@@ -10,8 +10,10 @@ import pytest
 import torch
 
 from nanosora import cli, pipeline, timeline, video
+from nanosora.conditioning import Conditioning
 from nanosora.config import DEFAULT_GUIDANCE_UNTIL
 from nanosora.model import load
+from nanosora.request import Sampling
 from tests.helpers import make_tiny_model
 
 
@@ -94,7 +96,7 @@ def test_edit_keeps_the_video_shape_and_strength_sets_how_much_of_it_survives(mo
 
     def edit(strength):
         z = pipeline.sample_latents(
-            model.dit, *text, *null, (4, 3, 4, 4), [0], 4, init=init, strength=strength
+            model.dit, text, null, (4, 3, 4, 4), [0], Sampling(steps=4), init=init, strength=strength
         )
         return (z - init).pow(2).mean().item()
 
@@ -111,11 +113,12 @@ def test_guidance_until_skips_the_guidance_pass_of_late_steps(model):
         sizes.append(x.shape[0])
         return real_forward(self, x, *a, **k)
 
-    def sample(**kw):
+    def sample(guidance_until, cond=None):
         sizes.clear()
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(type(model.dit), "forward", counting)
-            z = pipeline.sample_latents(model.dit, *text, *null, (4, 3, 4, 4), [0], 6, guidance=4.0, **kw)
+            sp = Sampling(steps=6, guidance=4.0, guidance_until=guidance_until)
+            z = pipeline.sample_latents(model.dit, text, null, (4, 3, 4, 4), [0], sp, cond)
         return z, list(sizes)
 
     every, b_every = sample(guidance_until=0.0)
@@ -125,12 +128,14 @@ def test_guidance_until_skips_the_guidance_pass_of_late_steps(model):
     assert b_every == [2] * 6 and b_never == [1] * 6
     assert b_half == [2 if t > 0.5 else 1 for t in schedule[:-1]] and 1 in b_half and 2 in b_half
     # no guidance at any step is exactly guidance 1 (the text pass alone)
-    unguided = pipeline.sample_latents(model.dit, *text, *null, (4, 3, 4, 4), [0], 6, guidance=1.0)
+    unguided = pipeline.sample_latents(
+        model.dit, text, null, (4, 3, 4, 4), [0], Sampling(steps=6, guidance=1.0)
+    )
     torch.testing.assert_close(never, unguided)
     assert not torch.allclose(every, never) and not torch.allclose(half, every)
     # conditioned (image) mode slices its conditioning with the text context
     cond, fm = torch.randn(1, 4, 3, 4, 4), torch.tensor([[1.0, 0.0, 0.0]])
-    z, b_cond = sample(guidance_until=0.5, cond=cond, frame_mask=fm)
+    z, b_cond = sample(guidance_until=0.5, cond=Conditioning(cond, fm))
     assert b_cond == b_half and torch.equal(z[:, :, 0], cond[:, :, 0])
 
 

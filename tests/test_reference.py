@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from nanosora import cache, data, modelconfig, modeldir, pipeline, reference
+from nanosora.conditioning import Conditioning
 from nanosora.dit import DIT_PRESETS, DiT
 from nanosora.model import load
 from nanosora.train_dit import DiTTrainConfig, batch_refs, given_weight, noised_batch, train_dit
@@ -48,16 +49,10 @@ def test_a_reference_frame_is_seen_by_the_transformer_and_is_not_a_given_frame()
     cond = torch.randn(1, 4, 3, 4, 4)
     t = torch.tensor([0.5])
     with torch.no_grad():
-        as_ref = dit(x, t, text, tm, cond, torch.tensor([[-1.0, 0, 0]]))
-        as_given = dit(x, t, text, tm, cond, torch.tensor([[1.0, 0, 0]]))
-        other_ref = dit(
-            x,
-            t,
-            text,
-            tm,
-            cond + torch.randn_like(cond) * (torch.arange(3) == 0).view(1, 1, 3, 1, 1),
-            torch.tensor([[-1.0, 0, 0]]),
-        )
+        as_ref = dit(x, t, text, tm, Conditioning(cond, torch.tensor([[-1.0, 0, 0]])))
+        as_given = dit(x, t, text, tm, Conditioning(cond, torch.tensor([[1.0, 0, 0]])))
+        other = cond + torch.randn_like(cond) * (torch.arange(3) == 0).view(1, 1, 3, 1, 1)
+        other_ref = dit(x, t, text, tm, Conditioning(other, torch.tensor([[-1.0, 0, 0]])))
     assert not torch.allclose(as_ref, as_given)  # the mark tells them apart
     assert not torch.allclose(as_ref[:, :, 1:], other_ref[:, :, 1:])  # what the reference shows matters
 
@@ -110,8 +105,9 @@ def test_a_batch_with_references_keeps_the_clips_own_draws():
     withr = noised_batch(model, lat, text, mask, src.null_text, (0, 3, 0), cfg, refs)
     assert withr.x_t.shape[2] == lat.shape[2] + 1
     assert torch.equal(withr.x_t[:, :, 1:], plain.x_t) and torch.equal(withr.target[:, :, 1:], plain.target)
-    assert torch.equal(withr.frame_mask[:, 1:], plain.frame_mask) and (withr.frame_mask[:, 0] == -1).all()
-    assert torch.equal(withr.cond[:, :, :1], refs) and torch.equal(withr.t, plain.t)
+    wfm, pfm = withr.cond.frame_mask, plain.cond.frame_mask
+    assert torch.equal(wfm[:, 1:], pfm) and (wfm[:, 0] == -1).all()
+    assert torch.equal(withr.cond.latents[:, :, :1], refs) and torch.equal(withr.t, plain.t)
     assert batch_refs(src, 4, (0, 3, 0), 0.0) is None
     drawn = [batch_refs(src, 4, (0, s, 0), 0.5) is not None for s in range(200)]
     assert 70 < sum(drawn) < 130
@@ -122,11 +118,13 @@ def test_context_noise_noises_given_frames_only():
     model = DiT(DIT_PRESETS["tiny"])
     lat, text, mask, _ = src.batch(8, 0, 0)
     clean = noised_batch(model, lat, text, mask, src.null_text, (0, 5, 0), DiTTrainConfig())
-    noisy = noised_batch(model, lat, text, mask, src.null_text, (0, 5, 0), DiTTrainConfig(context_noise=0.25))
-    given = clean.frame_mask.bool()[:, None, :, None, None].expand_as(lat)
+    noisy = noised_batch(
+        model, lat, text, mask, src.null_text, (0, 5, 0), DiTTrainConfig(), context_noise=0.25
+    )
+    given = clean.cond.frame_mask.bool()[:, None, :, None, None].expand_as(lat)
     assert given.any()
-    assert torch.equal(noisy.cond[~given], lat[~given]) and torch.equal(clean.cond, lat)
-    diff = (noisy.cond - lat)[given]
+    assert torch.equal(noisy.cond.latents[~given], lat[~given]) and torch.equal(clean.cond.latents, lat)
+    diff = (noisy.cond.latents - lat)[given]
     assert diff.abs().max() > 0 and torch.equal(noisy.x_t, clean.x_t)
 
 

@@ -1,0 +1,115 @@
+"""The binding stage: the transformer fine-tuned to follow per-object layouts, and the
+layout planner that makes them from captions (planner.py, layout.py).
+
+    model (a trained model directory)
+      --> its transformer with a zero-initialised layout projection, fine-tuned on a
+          Flatland cache with each clip's exact layouts, dropped for a share of the rows
+      --> a planner trained on Flatland captions and layouts (no pixels)
+      --> out: a complete model directory (config.json says 'layout' and 'planner')
+
+Step counts are fixed by the caller (the recipe), not by time, so the stage makes the same
+model on every machine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from nanosora import modeldir, train
+from nanosora.planner import PLANNER_PRESETS
+
+
+@dataclass(frozen=True)
+class BindingConfig:
+    steps: int = 1000  # transformer steps
+    batch: int = 32
+    lr: float = 2e-4
+    layout_dropout: float = 0.2
+    planner_preset: str = "default"
+    planner_scenes: int = 6000
+    planner_steps: int = 3000
+    seed: int = 1  # other batches than the transformer stage's
+
+
+def objective(b: BindingConfig, cpu_bf16: bool):
+    from nanosora.train_dit import DiTTrainConfig
+
+    return DiTTrainConfig(cpu_bf16=cpu_bf16, layout_dropout=b.layout_dropout)
+
+
+def schedule(b: BindingConfig) -> train.TrainConfig:
+    return train.TrainConfig(
+        steps=b.steps,
+        batch=b.batch,
+        lr=b.lr,
+        warmup=min(50, b.steps // 10 + 1),
+        ckpt_every=max(1, min(250, b.steps)),
+        seed=b.seed,
+    )
+
+
+def train_planner_into(out: Path, b: BindingConfig, encoder, progress: bool = True) -> Path:
+    """out/planner.safetensors: a planner trained on b.planner_scenes Flatland scenes (the
+    benchmark's held-out combinations left out), resumable."""
+    from nanosora.train_planner import make_data, train_planner
+    from nanosora.world.heldout import exclusions
+
+    run = out / "planner_run"
+    data = make_data(b.planner_scenes, encoder, b.seed, exclusions(), progress)
+    tcfg = train.TrainConfig(
+        steps=b.planner_steps, batch=256, lr=1e-3, warmup=100, ckpt_every=max(1, min(500, b.planner_steps))
+    )
+    train_planner(run, data, PLANNER_PRESETS[b.planner_preset], tcfg, progress)
+    shutil.copyfile(run / "planner.safetensors", out / "planner.safetensors")
+    return out / "planner.safetensors"
+
+
+def train_binding(
+    model: Path,
+    out: Path,
+    source,
+    b: BindingConfig,
+    cpu_bf16: bool,
+    compile: bool,
+    progress: bool = True,
+    planner: Path | None = None,
+    layout: bool = True,
+) -> Path:
+    """Fine-tune `model`'s transformer on `source` (a cache with layouts) into the model
+    directory `out`. `planner`: a trained planner.safetensors to use (else one is trained).
+    layout=False: the same fine-tune on the shipped objective, without layouts (a control)."""
+    import torch
+
+    from nanosora.text import TextEncoder
+    from nanosora.train_dit import train_dit
+
+    if compile:
+        torch._dynamo.reset()  # dynamo's cache is shared by every DiT in a process
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(model / "vae.safetensors", out / "vae.safetensors")
+    base = modeldir.read_config(model)
+    # the transformer stage's record stays beside this stage's (which train_dit writes as dit_train)
+    runs = {("dit_train_before" if k == "dit_train" else k): v for k, v in base.training.items()}
+    planner_cfg = PLANNER_PRESETS[b.planner_preset] if layout else None
+    base = dataclasses.replace(base, training=runs, planner=planner_cfg)
+    cfg = dataclasses.replace(base.dit, layout=layout)
+    train_dit(
+        out,
+        cfg,
+        schedule(b),
+        source,
+        objective(b, cpu_bf16),
+        base=base,
+        progress=progress,
+        compile=compile,
+        init=model,
+    )
+    if layout:
+        if planner is not None:
+            shutil.copyfile(planner, out / "planner.safetensors")
+        else:
+            train_planner_into(out, b, TextEncoder.of(base.text), progress)
+    return out
