@@ -1,1 +1,1 @@
-"""Flatland, the built-in world (shared/world-spec.md): scenes, renderer, captions, scorer."""
+"""Flatland, the built-in world (docs/world.md): scenes, renderer, captions, scorer."""

@@ -3,7 +3,7 @@ person types, both with paraphrase variants drawn from language.py.
 
 The detailed caption is Sora's "re-captioning": full sentences stating the background,
 every object's size, colour, shape, start and motion, the camera and the events (passes,
-collisions), in order. The short prompt follows world-spec.md's grammar, so the parser
+collisions), in order. The short prompt follows the grammar of docs/world.md, so the parser
 reads it back to the same scene description.
 """
 

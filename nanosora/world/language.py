@@ -2,7 +2,7 @@
 
 One table serves both directions: captions draw paraphrases from it (so the model learns
 language rather than memorising one phrasing) and the parser maps every variant back to
-the canonical grammar of world-spec.md. Add a synonym here and both learn it.
+the canonical grammar of docs/world.md. Add a synonym here and both learn it.
 """
 
 from __future__ import annotations

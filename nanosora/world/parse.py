@@ -1,4 +1,4 @@
-"""From a short prompt (world-spec.md's grammar, plus the paraphrases in language.py) to a
+"""From a short prompt (the grammar of docs/world.md, plus the paraphrases in language.py) to a
 description of a scene, and from that to a concrete random scene.
 
     prompt   := object ("and" object)* ["on a" background "background"] ["," camera]
@@ -169,7 +169,7 @@ def parse_prompt(text: str) -> PromptSpec:
             if o.colour in first and o.shape != first[o.colour].shape:
                 raise _error(text, f"the {o.colour} object changes shape across a cut")
             # an object keeps its size across a cut unless the later shot states another
-            # (world-spec.md, shots), so a later shot's unstated size is the earlier one
+            # (docs/world.md, shots), so a later shot's unstated size is the earlier one
             o.size = o.size or sizes.get(o.colour)
             if o.size:
                 sizes.setdefault(o.colour, o.size)

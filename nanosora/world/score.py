@@ -1,4 +1,4 @@
-"""The pixel-only scorer of world-spec.md: does a clip show what a prompt asks for?
+"""The pixel-only scorer of docs/world.md: does a clip show what a prompt asks for?
 
 It reads nothing but pixels, so it judges rendered and generated clips alike. Each pixel is
 unmixed against the background b: for every palette colour c, alpha = (p-b).(c-b)/|c-b|^2

@@ -1,4 +1,4 @@
-"""Flatland's constants, exactly as shared/world-spec.md defines them.
+"""Flatland's constants, exactly as docs/world.md defines them.
 
 Everything else in `nanosora.world` reads these names; no other file repeats a number
 from the spec, so the contract has one home.
