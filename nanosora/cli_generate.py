@@ -41,7 +41,7 @@ Outputs: .mp4, .gif, .png (contact sheet), or a folder ending in / (PNG frames).
 JOB_KEYS = {
     "name", "prompt", "width", "height", "seconds", "fps", "seed", "steps", "guidance",
     "guidance_until", "negative_prompt", "image", "image_frame", "extend", "backward", "loop", "connect",
-    "edit", "strength", "shots", "cond_guidance", "expand", "two_pass_guidance", "after",
+    "edit", "strength", "shots", "cond_guidance", "expand", "two_pass_guidance", "after", "layout",
 }  # fmt: skip
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
@@ -158,6 +158,18 @@ def add_generate(sub, side, fps, positive_int) -> None:
         help="this video follows VIDEO across a cut: the objects VIDEO's prompts introduced are known "
         '("the red square" is VIDEO\'s), and its last frame shows them (a nanosora video)',
     )
+    g.add_argument(
+        "--layout",
+        metavar="FILE",
+        help="JSON layout to follow instead of the planner's: per object its words and boxes at key "
+        'frames, [{"words": ..., "keyframes": [{"t": 0, "box": [x0, y0, x1, y1]}, ...]}, ...] '
+        "(fractions of the frame; a model that reads layouts)",
+    )
+    g.add_argument(
+        "--print-layout",
+        action="store_true",
+        help="print the layout the clip followed (the planner's, or --layout's) as JSON on stdout",
+    )
     modes.add_argument("--batch", metavar="FILE", help="JSONL, one job per line; needs --out-dir")
     modes.add_argument("--out-dir", help="folder for --batch outputs (<name>.mp4 unless the job says)")
     g.set_defaults(func=cmd_generate)
@@ -191,6 +203,14 @@ def _read_inputs(job: dict, base: Path) -> dict:
         if not isinstance(shots, list):
             raise ValueError('shots must be a JSON list like [{"prompt": "...", "seconds": 2}, ...]')
         out["shots"] = shots
+    if job.get("layout") is not None:
+        layout = job["layout"]
+        if isinstance(layout, str):
+            try:
+                layout = json.loads(Path(path(layout)).read_text())
+            except (OSError, json.JSONDecodeError) as e:
+                raise ValueError(f"layout {layout}: not a readable JSON layout ({e})") from None
+        out["layout"] = layout
     if job.get("after") is not None:
         clip = video.read(path(job["after"]))
         out["after"] = clip.frames
@@ -273,6 +293,7 @@ def _args_job(args: argparse.Namespace) -> dict:
         "strength": args.strength,
         "shots": args.shots,
         "after": args.after,
+        "layout": args.layout,
     }
     return {k: v for k, v in job.items() if v is not None}
 
@@ -358,5 +379,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         print(f"caption: {caption if isinstance(caption, str) else ' | '.join(caption)}", file=sys.stderr)
         f, (h, w) = len(video.frames), video.frames.shape[1:3]
         frames = f"{f} frame" + ("s" if f != 1 else "")
-        print(f"wrote {path} ({frames}, {w}x{h}, {video.fps:g} fps, {video.metadata['mode']})")
+        # with --print-layout, stdout holds the layout's JSON alone
+        said = sys.stderr if args.print_layout else sys.stdout
+        print(f"wrote {path} ({frames}, {w}x{h}, {video.fps:g} fps, {video.metadata['mode']})", file=said)
+        if args.print_layout:
+            print(json.dumps(video.metadata.get("layout")))
     return 0

@@ -14,6 +14,7 @@ a component of the folder.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import tempfile
@@ -34,6 +35,7 @@ from nanosora import modelconfig, modeldir
 from nanosora.config import VAEConfig, from_dict, to_dict
 from nanosora.dit import DiT, DiTConfig
 from nanosora.guided import GuidedDiT
+from nanosora.planner import Planner, PlannerConfig
 from nanosora.request import DEFAULT_GUIDANCE, DEFAULT_STEPS, GenerationRequest, Sampling
 
 # the files the remote-code route loads, named in model_index.json as [file stem, class]
@@ -44,12 +46,17 @@ WEIGHTS = "diffusion_pytorch_model.safetensors"
 
 class NanoSoraTransformer3DModel(ModelMixin, ConfigMixin):
     """nanosora's diffusion transformer (dit.DiT) as a diffusers model. Its config.json holds
-    the DiTConfig whole, as one argument, so that it stays the one definition of the fields."""
+    the DiTConfig whole, as one argument, so that it stays the one definition of the fields.
+    A transformer that reads layouts carries its layout planner (planner.Planner) with it:
+    the two are one component, as they are one decision of where things go."""
 
     @register_to_config
-    def __init__(self, dit: dict | None = None, guidance_distilled: bool = False):
+    def __init__(
+        self, dit: dict | None = None, guidance_distilled: bool = False, planner: dict | None = None
+    ):
         super().__init__()
         self.net = (GuidedDiT if guidance_distilled else DiT)(from_dict(DiTConfig, dit or {}))
+        self.planner = Planner(from_dict(PlannerConfig, planner)) if planner is not None else None
 
     def forward(self, *args, **kwargs):
         return self.net(*args, **kwargs)
@@ -107,13 +114,16 @@ class NanoSoraPipeline(DiffusionPipeline):
         if self._model is None:
             d = dict(self.config.nanosora)
             d |= {"vae": dict(self.vae.config.vae), "dit": dict(self.transformer.config.dit)}
+            planner = self.transformer.planner
+            if planner is not None:
+                d["planner"] = dict(self.transformer.config.planner)
+                planner = planner.float().eval()
             cfg = modelconfig.from_json(d, where="model_index.json")
             # float32, as nanosora loads a model directory's float16 weights, whatever dtype
             # diffusers loaded them in: the same numbers, so the same frames
             vae = modeldir.latent_stats(self.vae.net.float().eval(), cfg.vae)
-            self._model = Model(
-                vae, self.transformer.net.float().eval(), TextEncoder.of(cfg.text), cfg, Path(".")
-            )
+            dit = self.transformer.net.float().eval()
+            self._model = Model(vae, dit, TextEncoder.of(cfg.text), cfg, Path("."), planner)
         return self._model
 
     @torch.no_grad()
@@ -240,11 +250,16 @@ def export(model: str | Path, out: str | Path) -> Path:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise modeldir.ModelError(f"{out}: exists and is not an empty folder; choose a new folder")
     out.parent.mkdir(parents=True, exist_ok=True)
-    transformer = NanoSoraTransformer3DModel(dit=to_dict(cfg.dit), guidance_distilled=cfg.guidance_distilled)
+    planner = dataclasses.asdict(cfg.planner) if cfg.planner is not None else None
+    transformer = NanoSoraTransformer3DModel(
+        dit=to_dict(cfg.dit), guidance_distilled=cfg.guidance_distilled, planner=planner
+    )
     transformer.net = modeldir.load_dit(model)
+    if planner is not None:
+        transformer.planner = modeldir.load_planner(model)
     vae = NanoSoraVAE(vae=to_dict(cfg.vae))
     vae.net = modeldir.load_vae(model)
-    rest = {k: v for k, v in cfg.to_json().items() if k not in ("vae", "dit")}
+    rest = {k: v for k, v in cfg.to_json().items() if k not in ("vae", "dit", "planner")}
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         tmp = Path(tmp)
         for name, module, cls in (

@@ -145,6 +145,23 @@ class Model:
             return None
         return planner.plan(self.planner, self.text_encoder, caption, aspect, seconds)
 
+    def user_plan(self, paths, planned):
+        """A request's own layout as a plan (user_layout.py), refused for a model that does
+        not read layouts or for more objects than the planner finds in the caption."""
+        from nanosora import user_layout
+
+        if self.planner is None:
+            raise ValueError(
+                f"layout: the model {self.config.name!r} does not read layouts (its transformer was "
+                "trained without them); generate without a layout"
+            )
+        if planned is not None and len(paths) > len(planned.sentences):
+            raise ValueError(
+                f"layout names {len(paths)} objects, but the caption describes {len(planned.sentences)}: "
+                "give one entry per object the prompt names"
+            )
+        return user_layout.plan_of(paths, self.text_encoder)
+
     def encode_text(self, texts: list[str]):
         from nanosora.text import pad
 
@@ -259,6 +276,8 @@ class Model:
                 if mode == "extend" and req.direction == "backward"
                 else self.plan(cap, width / height, secs)
             )
+            if req.layout is not None:
+                plan = self.user_plan(req.layout, plan)
             if mode == "connect":
                 b = resize(as_frames(req.connect[1], "the second video of connect"), width, height)
                 tl, head, tail = pipeline.connect_timeline(ref, b, new)

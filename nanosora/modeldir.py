@@ -3,6 +3,7 @@
     config.json        one modelconfig.ModelConfig: {"format": 1, "vae": {...}, "dit": {...}, ...}
     vae.safetensors    the autoencoder's weights
     dit.safetensors    the diffusion transformer's weights (EMA)
+    planner.safetensors  the layout planner's, for a transformer that reads layouts
     MODEL_CARD.md      data, recipe, cost and scores
 
 Weights load only from safetensors and JSON. Networks are built on the meta device and
@@ -172,6 +173,9 @@ def export(
         save_weights(tmp / "vae.safetensors", vae, dtype)
         save_weights(tmp / "dit.safetensors", dit, dtype)
         load_vae(tmp), load_dit(tmp)
+        if cfg.planner is not None:  # the planner stays float32: it is small, and boxes need its precision
+            save_weights(tmp / "planner.safetensors", load_planner(src))
+            load_planner(tmp)
         dst.mkdir(exist_ok=True)
         for f in tmp.iterdir():
             shutil.move(str(f), dst / f.name)

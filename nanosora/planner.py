@@ -27,7 +27,7 @@ from nanosora.layout import Layout, latent_boxes
 @dataclass(frozen=True)
 class PlannerConfig:
     text_dim: int = 384
-    hidden: int = 512
+    hidden: int = 256
     depth: int = 4
     freqs: int = 10  # Fourier features of time: periods from 0.25 s to 128 s
 
@@ -75,7 +75,7 @@ class Planner(nn.Module):
         return self.is_object(ctx)[:, 0], torch.cat([lo, lo + size], -1), out[..., 4]
 
 
-@dataclass
+@dataclass(eq=False)  # plans are the same only when they are one object
 class Plan:
     """One caption's plan: each object's words and its box as a function of time (planned,
     or given by the user as key frames: request.LayoutSpec)."""

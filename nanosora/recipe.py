@@ -75,7 +75,15 @@ class Recipe:
     time_lr: float = 2e-4
     time_ref_p: float = 0.5
     time_context_noise: float = 0.0
-    seed: int = 0
+    # World model v3 (docs/world-model-v2.md, round 6): a last stage fine-tunes the
+    # transformer for binding_steps to follow per-object layouts (train_binding.py), and
+    # trains the layout planner that makes them from captions. A fixed step count, not a
+    # time budget, so that the stage makes the same model on every machine. 0: no such stage.
+    binding_steps: int = 0
+    binding_lr: float = 2e-4
+    binding_layout_dropout: float = 0.2
+    planner_scenes: int = 6000
+    planner_steps: int = 2000
 
 
 # minutes a whole-recipe budget keeps back from the transformer: measuring its step time,
@@ -259,6 +267,23 @@ def run(name: str, out: str | Path, progress: bool = True, log=print) -> Path:
         model = train_time(model, out / "time", lc, r, steps, dit_cfg.cpu_bf16, compile_dit, progress)
         times["time_s"] = time.perf_counter() - t
         _spent(out, "time_s", times["time_s"])
+    if r.binding_steps:
+        from nanosora.train_binding import BindingConfig, train_binding
+
+        t = time.perf_counter()
+        log(f"[last] binding: {r.binding_steps} steps with layouts, and the planner -> {out / 'binding'}")
+        b = BindingConfig(
+            steps=r.binding_steps,
+            batch=r.dit_batch,
+            lr=r.binding_lr,
+            layout_dropout=r.binding_layout_dropout,
+            planner_scenes=r.planner_scenes,
+            planner_steps=r.planner_steps,
+            seed=r.seed + 1,  # as the binding ablation ran it
+        )
+        model = train_binding(model, out / "binding", lc, b, dit_cfg.cpu_bf16, compile_dit, progress)
+        times["binding_s"] = time.perf_counter() - t
+        _spent(out, "binding_s", times["binding_s"])
     spent = ", ".join(f"{k[:-2]} {v / 60:.1f} min" for k, v in times.items())
     log(f"stage wall times (this invocation): {spent}")
     return model

@@ -154,8 +154,20 @@ class GenerationRequest:
     # LoRA adapters loaded with the model to use for this video, {name: scale} ({}: none);
     # None: those active as loaded
     lora: dict[str, float] | None = None
+    # the layout to follow instead of the planner's (user_layout.py: per object, its words and
+    # boxes at key frames); a model whose transformer reads layouts only
+    layout: Any = None
 
     def __post_init__(self):
+        if self.layout is not None:
+            from nanosora import user_layout
+
+            if self.mode == "shots":
+                raise ValueError(
+                    "layout does not go with the shots mode: each shot is planned from its prompt"
+                )
+            object.__setattr__(self, "layout", user_layout.parse(self.layout))
+            user_layout.check_length(self.layout, self.length)
         if self.lora is not None:
             if not isinstance(self.lora, dict) or not all(isinstance(k, str) for k in self.lora):
                 raise ValueError("lora must map adapter names to scales, e.g. {'style': 0.8}")
@@ -303,6 +315,10 @@ class GenerationRequest:
                 v = [dataclasses.asdict(s) for s in v]
             elif f.name == "story":
                 v = list(v)
+            elif f.name == "layout" and v is not None:
+                from nanosora import user_layout
+
+                v = user_layout.to_json(v)
             d[f.name] = v
         return d
 

@@ -30,7 +30,7 @@ class BindingConfig:
     layout_dropout: float = 0.2
     planner_preset: str = "default"
     planner_scenes: int = 6000
-    planner_steps: int = 3000
+    planner_steps: int = 2000
     seed: int = 1  # other batches than the transformer stage's
 
 
@@ -51,14 +51,31 @@ def schedule(b: BindingConfig) -> train.TrainConfig:
     )
 
 
+def planner_data(path: Path, b: BindingConfig, encoder, progress: bool):
+    """The planner's training rows, encoded once and kept in the run folder (a rerun after an
+    interruption reads them back instead of encoding every sentence again)."""
+    import torch
+
+    from nanosora.atomic import atomic_path
+    from nanosora.train_planner import PlannerData, make_data
+    from nanosora.world.heldout import exclusions
+
+    if path.exists():
+        return PlannerData(**torch.load(path, weights_only=True))
+    data = make_data(b.planner_scenes, encoder, b.seed, exclusions(), progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        torch.save(dataclasses.asdict(data), tmp)
+    return data
+
+
 def train_planner_into(out: Path, b: BindingConfig, encoder, progress: bool = True) -> Path:
     """out/planner.safetensors: a planner trained on b.planner_scenes Flatland scenes (the
     benchmark's held-out combinations left out), resumable."""
-    from nanosora.train_planner import make_data, train_planner
-    from nanosora.world.heldout import exclusions
+    from nanosora.train_planner import train_planner
 
     run = out / "planner_run"
-    data = make_data(b.planner_scenes, encoder, b.seed, exclusions(), progress)
+    data = planner_data(run / "data.pt", b, encoder, progress)
     tcfg = train.TrainConfig(
         steps=b.planner_steps, batch=256, lr=1e-3, warmup=100, ckpt_every=max(1, min(500, b.planner_steps))
     )

@@ -72,13 +72,19 @@ def make_data(n: int, encoder, seed: int = 0, exclude=None, progress: bool = Tru
         rows["box"].append(boxes)
         rows["seen"].append(seen)
     caps = list(dict.fromkeys(rows["cap"]))
+    texts = len(caps) + len(rows["sent"])
+    bar = tqdm(total=texts, desc="planner text", unit="text", disable=not progress)
     pooled = {}
     for i in range(0, len(caps), 256):
         for c, e in zip(caps[i : i + 256], encoder.encode_tokens(caps[i : i + 256]), strict=True):
             pooled[c] = e.mean(0)
-    sent = torch.cat(
-        [encoder.sentence_embeddings(rows["sent"][i : i + 256]) for i in range(0, len(rows["sent"]), 256)]
-    )
+        bar.update(len(caps[i : i + 256]))
+    parts = []
+    for i in range(0, len(rows["sent"]), 256):
+        parts.append(encoder.sentence_embeddings(rows["sent"][i : i + 256]))
+        bar.update(len(parts[-1]))
+    bar.close()
+    sent = torch.cat(parts)
     return PlannerData(
         sent,
         torch.stack([pooled[c] for c in rows["cap"]]),

@@ -46,8 +46,9 @@ def parser_words() -> frozenset[str]:
     """Every word of the language tables: each synonym the Flatland prompt parser maps to a
     caption word, so a Flatland model knows it whichever captions it saw."""
     from nanosora.world import language
+    from nanosora.world.describe import CONTINUATION_WORDS
 
-    out: set[str] = set()
+    out: set[str] = set(CONTINUATION_WORDS)
     tables = (language.COLOUR_WORDS, language.SHAPE_WORDS, language.SIZE_WORDS, language.BACKGROUND_WORDS)
     for table in (*tables, language.MOTION_WORDS, language.DIRECTION_WORDS):
         for canon, variants in table.items():

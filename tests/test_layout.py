@@ -221,6 +221,7 @@ def test_generation_plans_with_the_learned_planner_alone_in_every_mode(tmp_path,
     from nanosora.world import parse, sample, scene
 
     m = load(_layout_model(tmp_path))
+    assert m.known_words  # the word list (a sample of captions for a model without one) first
     seen = []
     real = type(m.dit).forward
 
@@ -267,3 +268,68 @@ def test_generation_plans_with_the_learned_planner_alone_in_every_mode(tmp_path,
     shots = [{"prompt": caption, "seconds": 1}, {"prompt": caption, "seconds": 1}]
     v = m.generate(shots=shots, **kw)
     assert len(v.metadata["layout"]) == 2 and all(seen)
+
+
+def test_a_users_layout_is_checked_field_by_field():
+    from nanosora.request import GenerationRequest
+
+    good = [{"words": "a red circle", "keyframes": [{"t": 0, "box": [0.1, 0.1, 0.3, 0.3]}]}]
+    req = GenerationRequest(prompt="a red circle", layout=good)
+    assert req.layout[0].words == "a red circle" and GenerationRequest.from_json(req.to_json()) == req
+    bad = [
+        ([], "non-empty list"),
+        ([{"words": "", "keyframes": good[0]["keyframes"]}], r"layout\[0\].words"),
+        (
+            [{"words": "x", "keyframes": [{"t": 0, "box": [0.5, 0.1, 1.2, 0.3]}]}],
+            r"layout\[0\].keyframes\[0\].box",
+        ),
+        ([{"words": "x", "keyframes": [{"t": 0, "box": [0.5, 0.1, 0.4, 0.3]}]}], "x0 < x1"),
+        (
+            [{"words": "x", "keyframes": [{"t": 1, "box": [0, 0, 1, 1]}, {"t": 0.5, "box": [0, 0, 1, 1]}]}],
+            r"keyframes\[1\].t 0.5 is out of order",
+        ),
+        ([{"words": "x", "keyframes": [{"t": 3, "box": [0, 0, 1, 1]}]}], "past the clip's end at 2 s"),
+        ([{"words": "x", "frames": []}], r"layout\[0\] must be"),
+    ]
+    for layout, message in bad:
+        with pytest.raises(ValueError, match=message):
+            GenerationRequest(prompt="a red circle", layout=layout)
+
+
+def test_a_users_layout_is_followed_and_refused_where_it_cannot_be(tmp_path):
+    from nanosora.model import load
+    from nanosora.user_layout import parse, plan_of
+
+    paths = parse(
+        [
+            {
+                "words": "a red circle",
+                "keyframes": [{"t": 0, "box": [0.0, 0.0, 0.2, 0.2]}, {"t": 1, "box": [0.8, 0.0, 1.0, 0.2]}],
+            }
+        ]
+    )
+    m = load(_layout_model(tmp_path))
+    p = plan_of(paths, m.text_encoder)
+    np.testing.assert_allclose(p.boxes_at(np.array([0.0, 0.5, 2.0]))[0, :, 0], [0.0, 0.4, 0.8])
+    caption = "On a black background, there is one object. A red circle starts at the left and stays still."
+    kw = {"width": 32, "height": 32, "steps": 2, "seed": 0, "expand": False, "seconds": 1}
+    v = m.generate(caption, layout=paths, **kw)
+    assert v.metadata["layout"][0]["words"] == "a red circle"
+    assert v.metadata["layout"][0]["keyframes"][-1]["box"][0] == pytest.approx(0.8)
+    with pytest.raises(ValueError, match="names 3 objects"):
+        m.generate(caption, layout=paths * 3, **kw)
+    (tmp_path / "plain").mkdir()
+    plain = load(make_tiny_model(tmp_path / "plain"))
+    with pytest.raises(ValueError, match="does not read layouts"):
+        plain.generate(caption, layout=paths, **kw)
+
+
+def test_the_servers_layout_field_is_json_and_its_errors_name_the_field():
+    from nanosora.server.api import APIError, layout_field
+
+    text = '[{"words": "a red circle", "keyframes": [{"t": 0, "box": [0, 0, 0.5, 0.5]}]}]'
+    assert layout_field(text)[0].boxes == ((0.0, 0.0, 0.5, 0.5),)
+    for bad, message in (("not json", "not valid JSON"), ('[{"words": "x", "keyframes": []}]', "keyframes")):
+        with pytest.raises(APIError) as e:
+            layout_field(bad)
+        assert e.value.status == 400 and message in e.value.message and e.value.param == "layout"

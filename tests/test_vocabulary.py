@@ -85,3 +85,12 @@ def test_a_flatland_model_knows_its_recorded_words_and_the_parsers(model, tmp_pa
     modeldir.write_config(path, dataclasses.replace(model.config, vocabulary=("red", "circle")))
     # "crimson ball" is the parser's (mapped to "red circle"); "behind" only a caption's word
     assert load(path).unknown_words("a crimson ball behind a tree") == ["behind", "tree"]
+
+
+def test_continuations_the_merge_reads_are_known_words():
+    from nanosora.model import load
+
+    m = load()
+    for prompt in ("it keeps going", "it continues to move right", "the circle goes on spinning"):
+        assert m.unknown_words(prompt) == [], prompt
+    assert m.unknown_words("a zebra keeps going") == ["zebra"]

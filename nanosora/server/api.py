@@ -21,6 +21,7 @@ import binascii
 import contextlib
 import dataclasses
 import io
+import json
 import secrets
 import shutil
 from pathlib import Path
@@ -99,6 +100,22 @@ def parse_seconds(seconds, default: str = "4") -> str:
             "seconds",
         )
     return f"{v:g}"
+
+
+def layout_field(v):
+    """A request's own layout (user_layout.py): a JSON list, or its text in a form; checked
+    field by field, the error naming the field."""
+    from nanosora import user_layout
+
+    if isinstance(v, str):
+        try:
+            v = json.loads(v)
+        except ValueError:
+            raise APIError(400, "layout is not valid JSON", "layout") from None
+    try:
+        return user_layout.parse(v)
+    except ValueError as e:
+        raise APIError(400, str(e), "layout") from None
 
 
 def make_request(**fields) -> GenerationRequest:
@@ -392,6 +409,8 @@ def create_app(
             out["fps"] = number_field(fields, "fps", int, MIN_FPS, MAX_FPS, None)
         if fields.get("lora") is not None:
             out["lora"] = lora_field(fields["lora"])
+        if fields.get("layout") is not None:
+            out["layout"] = layout_field(fields["layout"])
         return model, out
 
     def lora_field(v) -> dict[str, float]:

@@ -98,6 +98,9 @@ _REFERENCE = re.compile(
     rf"\b(?:the|this|that)\s+(?:({_SIZES})\s+)?(?:({_COLOURS})\s+)?({_SHAPES}|object|shape|one)\b"
 )
 _PRONOUN = re.compile(r"\b(?:it|itself)\b")
+# the words that say "as before" about given frames, which the merge reads (so a prompt's
+# words check knows them: vocabulary.parser_words)
+CONTINUATION_WORDS = ("it", "itself", "keeps", "continues", "carries", "goes", "going", "moving", "on", "to")
 # "keeps falling", "continues to move right", "goes on spinning": what it already does
 _CONTINUES = re.compile(r"\b(?:keeps|continues|carries on|goes on)\s+(?:on\s+)?(?:to\s+)?")
 _BASE_VERB = re.compile(r"\b(move|fall|spin|bounce|grow|shrink|stay)\b")
