@@ -21,9 +21,10 @@ every suite; `--judge DIR` judges a model directory as it is (the shipped baseli
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
+
+from common import recorder
 
 ARMS = ("control", "layout")
 
@@ -55,14 +56,7 @@ def main() -> None:
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    f = Path(args.json)
-    results = json.loads(f.read_text()) if f.exists() else {}
-
-    def record(name, row):
-        results[name] = row
-        f.parent.mkdir(parents=True, exist_ok=True)
-        f.write_text(json.dumps(results, indent=2) + "\n")
-        print(json.dumps({name: row}), flush=True)
+    record = recorder(args.json)
 
     import dataclasses
 

@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import time
 from pathlib import Path
 
 import torch
+from common import recorder
 
 TIME_SUITES = ["long_10s", "long_60s", "shots"]
 SHORT_SUITES = ["single", "two_objects", "three_objects"]
@@ -114,13 +114,7 @@ def main() -> None:
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    f = Path(args.json)
-    results = json.loads(f.read_text()) if f.exists() else {}
-
-    def record(name, row):
-        results[name] = row
-        f.write_text(json.dumps(results, indent=2))
-        print(json.dumps({name: row}), flush=True)
+    record = recorder(args.json)
 
     from nanosora.cache import LatentCache
     from nanosora.model import default_model_path

@@ -23,6 +23,23 @@ def emit(out: dict, path: str | None) -> None:
             json.dump(out, f, indent=2)
 
 
+def recorder(path):
+    """record(name, row): merge one row into the JSON results at `path` (what it already holds
+    stays), write it whole, and print the row: ablations judge arm after arm."""
+    from pathlib import Path
+
+    f = Path(path)
+    results = json.loads(f.read_text()) if f.exists() else {}
+
+    def record(name: str, row: dict) -> None:
+        results[name] = row
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(json.dumps(results, indent=2) + "\n")
+        print(json.dumps({name: row}), flush=True)
+
+    return record
+
+
 def params(m) -> int:
     return sum(p.numel() for p in m.parameters())
 

@@ -193,24 +193,23 @@ def _read_inputs(job: dict, base: Path) -> dict:
         if not isinstance(c, list) or len(c) != 2:
             raise ValueError(f"connect takes two videos [a, b], got {c!r}")
         out["connect"] = tuple(video.read(path(p)).frames for p in c)
+
+    def json_file(value, what: str):
+        """A value a job gives inline, or the path of a JSON file holding it."""
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(Path(path(value)).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ValueError(f"{value}: not a readable JSON {what} ({e})") from None
+
     if job.get("shots") is not None:
-        shots = job["shots"]
-        if isinstance(shots, str):
-            try:
-                shots = json.loads(Path(path(shots)).read_text())
-            except (OSError, json.JSONDecodeError) as e:
-                raise ValueError(f"{shots}: not a readable JSON list of shots ({e})") from None
+        shots = json_file(job["shots"], "list of shots")
         if not isinstance(shots, list):
             raise ValueError('shots must be a JSON list like [{"prompt": "...", "seconds": 2}, ...]')
         out["shots"] = shots
     if job.get("layout") is not None:
-        layout = job["layout"]
-        if isinstance(layout, str):
-            try:
-                layout = json.loads(Path(path(layout)).read_text())
-            except (OSError, json.JSONDecodeError) as e:
-                raise ValueError(f"layout {layout}: not a readable JSON layout ({e})") from None
-        out["layout"] = layout
+        out["layout"] = json_file(job["layout"], "layout")
     if job.get("after") is not None:
         clip = video.read(path(job["after"]))
         out["after"] = clip.frames

@@ -308,18 +308,9 @@ def train_time(
 ) -> Path:
     """The time stage: the model's transformer fine-tuned for `steps` on `source` (a cache with
     reference frames) with r's time_* settings; `out` becomes the complete model directory."""
-    import torch
+    from nanosora.train_dit import finetune_start, train_dit
 
-    from nanosora.train_dit import train_dit
-
-    if compile:
-        torch._dynamo.reset()  # dynamo's cache is shared by every DiT in a process
-    out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(model / "vae.safetensors", out / "vae.safetensors")
-    base = modeldir.read_config(model)
-    # the third stage's record stays beside this stage's (which train_dit writes as dit_train)
-    runs = {("dit_train_before" if k == "dit_train" else k): v for k, v in base.training.items()}
-    base = dataclasses.replace(base, training=runs)
+    base = finetune_start(model, out, compile)
     tcfg = _schedule(steps, r.dit_batch, r.time_lr, 50, r.seed + 1)  # other batches than stage 3's
     dcfg = time_objective(r, cpu_bf16)
     train_dit(out, base.dit, tcfg, source, dcfg, base=base, progress=progress, compile=compile, init=model)

@@ -18,7 +18,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from nanosora import modeldir, train
+from nanosora import train
 from nanosora.planner import PLANNER_PRESETS
 
 
@@ -98,20 +98,11 @@ def train_binding(
     """Fine-tune `model`'s transformer on `source` (a cache with layouts) into the model
     directory `out`. `planner`: a trained planner.safetensors to use (else one is trained).
     layout=False: the same fine-tune on the shipped objective, without layouts (a control)."""
-    import torch
-
     from nanosora.text import TextEncoder
-    from nanosora.train_dit import train_dit
+    from nanosora.train_dit import finetune_start, train_dit
 
-    if compile:
-        torch._dynamo.reset()  # dynamo's cache is shared by every DiT in a process
-    out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(model / "vae.safetensors", out / "vae.safetensors")
-    base = modeldir.read_config(model)
-    # the transformer stage's record stays beside this stage's (which train_dit writes as dit_train)
-    runs = {("dit_train_before" if k == "dit_train" else k): v for k, v in base.training.items()}
     planner_cfg = PLANNER_PRESETS[b.planner_preset] if layout else None
-    base = dataclasses.replace(base, training=runs, planner=planner_cfg)
+    base = dataclasses.replace(finetune_start(model, out, compile), planner=planner_cfg)
     cfg = dataclasses.replace(base.dit, layout=layout)
     train_dit(
         out,

@@ -371,6 +371,21 @@ def run_with_ema(
         dist.teardown()
 
 
+def finetune_start(model: Path, out: Path, compile: bool) -> ModelConfig:
+    """What a stage that fine-tunes `model`'s transformer into the model directory `out`
+    starts from: the autoencoder copied, and the model's config with its transformer run
+    kept as `dit_train_before` (train_dit writes this stage's as dit_train)."""
+    import shutil
+
+    if compile:
+        torch._dynamo.reset()  # dynamo's cache is shared by every DiT in a process
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(model / "vae.safetensors", out / "vae.safetensors")
+    base = modeldir.read_config(model)
+    runs = {("dit_train_before" if k == "dit_train" else k): v for k, v in base.training.items()}
+    return dataclasses.replace(base, training=runs)
+
+
 def train_dit(
     out: str | Path,
     cfg: DiTConfig,
