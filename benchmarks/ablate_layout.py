@@ -21,6 +21,7 @@ every suite; `--judge DIR` judges a model directory as it is (the shipped baseli
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -41,9 +42,44 @@ def judge(model_dir: Path, n: int, long_n: int) -> dict:
     return {k: {kk: vv for kk, vv in r.items() if kk != "cases"} for k, r in res.items()}
 
 
+def judge_text_only(model_dir: Path, n: int) -> dict:
+    """A layout model with its planner off: does the text-only path still hold?"""
+    from nanosora import evaluate
+    from nanosora.model import load
+
+    m = load(model_dir)
+    m.planner = None
+    res = evaluate.run(m, ["single", "held_out"], n=n, progress=False, validation=True)
+    return {k: {kk: vv for kk, vv in r.items() if kk != "cases"} for k, r in res.items()}
+
+
+SUITE_LABELS = {
+    "single": "single", "two_objects": "two", "three_objects": "three", "held_out": "held-out",
+    "paraphrases": "para", "wide_tall": "wide/tall", "backgrounds": "bg", "physics": "physics",
+    "long_10s": "10 s", "long_60s": "60 s", "shots": "shots",
+}  # fmt: skip
+
+
+def table(results: dict) -> str:
+    """The results as a markdown table: clips passed per suite, and over all suites clips and
+    checks passed."""
+    head = "| model | steps | " + " | ".join(SUITE_LABELS.values()) + " | clips | checks |"
+    lines = [head, "|" + "---|" * (len(SUITE_LABELS) + 4)]
+    for name, row in results.items():
+        v = row.get("validation", {})
+        if "single" not in v or "two_objects" not in v:
+            continue
+        cells = [f"{v[s]['passed']}/{v[s]['total']}" if s in v else "" for s in SUITE_LABELS]
+        passed, total = sum(r["passed"] for r in v.values()), sum(r["total"] for r in v.values())
+        checks = sum(r["checks_passed"] for r in v.values()) / sum(r["checks"] for r in v.values())
+        steps = f"{row['steps']:,}" if "steps" in row else "-"
+        lines.append(f"| {name} | {steps} | " + " | ".join(cells) + f" | {passed}/{total} | {checks:.1%} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("arms", nargs="*", choices=["planner", *ARMS])
+    ap.add_argument("arms", nargs="*", help=f"what to train and judge, in order: planner, {', '.join(ARMS)}")
     ap.add_argument("--cache", help="latent cache with layouts (the shipped autoencoder's)")
     ap.add_argument("--out", required=True, help="folder for the runs")
     ap.add_argument("--minutes", type=float, default=20.0, help="training budget of each arm")
@@ -53,7 +89,20 @@ def main() -> None:
     ap.add_argument("--steps", type=int, help="train this many steps instead (a smoke test)")
     ap.add_argument("--judge", nargs="*", default=[], help="judge these model directories as they are")
     ap.add_argument("--no-compile", action="store_true", help="train uncompiled")
+    ap.add_argument("--table", action="store_true", help="print --json's results as a markdown table")
+    ap.add_argument(
+        "--text-only",
+        nargs="*",
+        default=[],
+        help="judge these layout models with their planner off (the single and held-out suites)",
+    )
     args = ap.parse_args()
+    unknown = set(args.arms) - {"planner", *ARMS}
+    if unknown:
+        ap.error(f"unknown arm(s) {sorted(unknown)}: choose from planner, {', '.join(ARMS)}")
+    if args.table:
+        print(table(json.loads(Path(args.json).read_text())))
+        return
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     record = recorder(args.json)
@@ -83,6 +132,8 @@ def main() -> None:
         }
         row["validation"] = planner_accuracy(path, base)
         record("planner", row)
+    for d in args.text_only:
+        record(f"text only: {d}", {"validation": judge_text_only(Path(d), args.n)})
     arms = [a for a in args.arms if a in ARMS]
     if not arms:
         for d in args.judge:

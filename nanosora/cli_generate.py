@@ -120,12 +120,12 @@ def add_generate(sub, side, fps, positive_int) -> None:
     g.add_argument("--negative-prompt", default="", help="what to steer away from (default none)")
     g.add_argument("--no-expand", action="store_true", help="use the prompt as it is, without expansion")
     g.add_argument(
-        "--int8", action="store_true", help="int8 transformer (CPU; faster, measured in the README)"
+        "--int8", action="store_true", help="int8 transformer (CPU; faster, measured in docs/measurements.md)"
     )
     g.add_argument(
         "--bf16",
         action="store_true",
-        help="bf16 transformer (a CPU with AVX512-BF16 or AMX; faster, measured in the README)",
+        help="bf16 transformer (a CPU with AVX512-BF16 or AMX; faster, measured in docs/measurements.md)",
     )
     g.add_argument(
         "--compile", action="store_true", help="compile the transformer (slow start, faster steps)"
