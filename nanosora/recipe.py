@@ -84,6 +84,7 @@ class Recipe:
     binding_layout_dropout: float = 0.2
     planner_scenes: int = 6000
     planner_steps: int = 2000
+    seed: int = 0
 
 
 # minutes a whole-recipe budget keeps back from the transformer: measuring its step time,
