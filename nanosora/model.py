@@ -205,12 +205,10 @@ class Model:
         null = self.encode_text([req.negative_prompt])
         flatland = self.config.expands_flatland
 
-        plans = []
+        plans = []  # (plan, frames it covers) of each shot or clip, for the metadata
 
         def fill(tl, text, strength=1.0, refs=None, plan=None, plan_from=0):
             # a fill is shown what came before the cut (req.after) unless given other refs
-            if plan is not None and plan not in plans:
-                plans.append(plan)
             return pipeline.fill(
                 self.vae,
                 self.dit,
@@ -262,6 +260,7 @@ class Model:
                 plan = self.plan(cap, width / height, s)
                 tl = Timeline.blank(max(1, n), height, width)
                 parts.append(fill(tl, self.encode_text([cap]), refs=last, plan=plan))
+                plans.append((plan, len(parts[-1])))
             out = np.concatenate(parts)
         else:
             secs = new / fps or 1.0 / fps
@@ -297,6 +296,7 @@ class Model:
                 out = fill(tl, text, plan=plan)
                 if mode == "loop":
                     out = fill(pipeline.loop_timeline(out), text, plan=plan)[: len(out)]
+            plans.append((plan, len(out)))
         meta = {
             "generator": f"nanosora {__version__}",
             "model": self.config.name,
@@ -319,9 +319,10 @@ class Model:
         }
         if unknown:
             meta["unknown_words"] = unknown
-        if plans:  # what the planner laid out: each object's words and boxes, frame by frame
-            times = np.arange(0, max(1, len(out)), 4) / fps
-            meta["layout"] = [p.to_json(times) for p in plans] if len(plans) > 1 else plans[0].to_json(times)
+        # what the clip followed: each object's words and boxes every latent frame (a list per shot)
+        laid = [p.to_json(np.arange(0, n, 4) / fps) for p, n in plans if p is not None]
+        if laid:
+            meta["layout"] = laid if mode == "shots" else laid[0]
         if req.story:
             meta["story"] = list(req.story)
         adapters = self.lora_scales()

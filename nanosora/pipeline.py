@@ -9,17 +9,20 @@ text encoder; the Python API (`nanosora.load`), the CLI and the server all call 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from nanosora import flow, guided, reference, timeline
 from nanosora.conditioning import Conditioning
-from nanosora.planner import Plan
 from nanosora.request import Sampling
 from nanosora.text import pad_tokens
 from nanosora.timeline import Timeline
 from nanosora.vae import frames_to_tensor, tensor_to_frames
+
+if TYPE_CHECKING:  # the planner's module is needed by layout models only
+    from nanosora.planner import Plan
 
 
 def expand_prompt(

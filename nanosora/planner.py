@@ -15,6 +15,7 @@ clip reads the same plan at its own times and continues where the one before end
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,7 +83,9 @@ class Plan:
 
     sentences: list[str]  # each object's sentence of the caption
     emb: torch.Tensor  # (K, text_dim)
-    boxes_at: object  # callable: times (M,) in seconds -> (K, M, 4) numpy boxes, empty out of view
+    boxes_at: Callable[
+        [np.ndarray], np.ndarray
+    ]  # times (M,) in seconds -> (K, M, 4) boxes, empty out of view
 
     def layout(self, times: np.ndarray, time_factor: int) -> Layout:
         """The layout of a window whose frames stand at `times` (seconds from the caption's

@@ -144,19 +144,6 @@ def dit_steps(
     return steps
 
 
-def _schedule(steps: int, batch: int, lr: float, warmup: int, seed: int) -> train.TrainConfig:
-    """A transformer stage's schedule: warm-up to `lr` over at most `warmup` steps (a tenth of
-    a short run), a checkpoint every 250 steps."""
-    return train.TrainConfig(
-        steps=steps,
-        batch=batch,
-        lr=lr,
-        warmup=min(warmup, steps // 10 + 1),
-        ckpt_every=max(1, min(250, steps)),
-        seed=seed,
-    )
-
-
 def _spent(out: Path, stage: str | None = None, seconds: float = 0.0) -> dict:
     """Wall time of each stage over every invocation (out/times.json), adding `seconds` to
     `stage`: what a whole-recipe budget has left for the transformer after a resumed run."""
@@ -236,7 +223,7 @@ def run(name: str, out: str | Path, progress: bool = True, log=print) -> Path:
         spent = (before.get("vae_s", 0) + before.get("cache_s", 0)) / 60
         minutes = max(1.0, r.total_minutes - spent - MARGIN_MIN - r.time_minutes)
     steps = dit_steps(minutes, r.dit_steps, model, dcfg, lc, r.dit_batch, dit_cfg, compile_dit, log)
-    tcfg = _schedule(steps, r.dit_batch, r.dit_lr, 250, r.seed)
+    tcfg = train.stage_schedule(steps, r.dit_batch, r.dit_lr, 250, r.seed)
     base = dataclasses.replace(
         modeldir.read_config(out / "vae"),
         name=name,
@@ -312,7 +299,7 @@ def train_time(
     from nanosora.train_dit import finetune_start, train_dit
 
     base = finetune_start(model, out, compile)
-    tcfg = _schedule(steps, r.dit_batch, r.time_lr, 50, r.seed + 1)  # other batches than stage 3's
+    tcfg = train.stage_schedule(steps, r.dit_batch, r.time_lr, 50, r.seed + 1)  # other batches than stage 3's
     dcfg = time_objective(r, cpu_bf16)
     train_dit(out, base.dit, tcfg, source, dcfg, base=base, progress=progress, compile=compile, init=model)
     return out

@@ -44,6 +44,19 @@ class TrainConfig:
             raise ValueError(f"lr must be positive; got {self.lr}")
 
 
+def stage_schedule(steps: int, batch: int, lr: float, warmup: int, seed: int) -> TrainConfig:
+    """A transformer stage's schedule: warm-up to `lr` over at most `warmup` steps (a tenth of
+    a short run), a checkpoint every 250 steps."""
+    return TrainConfig(
+        steps=steps,
+        batch=batch,
+        lr=lr,
+        warmup=min(warmup, steps // 10 + 1),
+        ckpt_every=max(1, min(250, steps)),
+        seed=seed,
+    )
+
+
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Linear warmup, then cosine decay to min_lr * lr at the last step."""
     if step < cfg.warmup:

@@ -40,17 +40,6 @@ def objective(b: BindingConfig, cpu_bf16: bool):
     return DiTTrainConfig(cpu_bf16=cpu_bf16, layout_dropout=b.layout_dropout)
 
 
-def schedule(b: BindingConfig) -> train.TrainConfig:
-    return train.TrainConfig(
-        steps=b.steps,
-        batch=b.batch,
-        lr=b.lr,
-        warmup=min(50, b.steps // 10 + 1),
-        ckpt_every=max(1, min(250, b.steps)),
-        seed=b.seed,
-    )
-
-
 def planner_data(path: Path, b: BindingConfig, encoder, progress: bool):
     """The planner's training rows, encoded once and kept in the run folder (a rerun after an
     interruption reads them back instead of encoding every sentence again)."""
@@ -107,7 +96,7 @@ def train_binding(
     train_dit(
         out,
         cfg,
-        schedule(b),
+        train.stage_schedule(b.steps, b.batch, b.lr, 50, b.seed),
         source,
         objective(b, cpu_bf16),
         base=base,

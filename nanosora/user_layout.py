@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 
 @dataclass(frozen=True)
@@ -106,4 +105,4 @@ def plan_of(paths: tuple[ObjectPath, ...], encoder):
                 out[k, :, c] = np.interp(times, p.times, b[:, c])
         return out
 
-    return Plan([p.words for p in paths], torch.as_tensor(emb), boxes_at)
+    return Plan([p.words for p in paths], emb, boxes_at)

@@ -8,6 +8,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from nanosora import cli, video
@@ -93,6 +94,9 @@ def test_readme_examples_without_a_single_reading_keep_their_inputs(ran):
     assert len(joined) == len(red) + len(video.read(ran / "longer.mp4").frames) + 8
     earlier = video.read(ran / "earlier.mp4").frames
     assert len(earlier) == len(red) + 16
+    # "ending on it": the clip towards the image ends on the image itself
+    towards, first = video.read(ran / "towards.mp4").frames, video.read(ran / "first.png").frames
+    assert np.abs(towards[-1].astype(int) - first[0].astype(int)).mean() < 8
     edited = video.read(ran / "edited.mp4")
     assert edited.frames.shape == red.shape
     # the image-to-video captions were merged with what the image shows
