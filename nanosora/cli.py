@@ -109,9 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     cli_plan.add_plan(sub, cli_args.positive_int)
     vf = sub.add_parser(
         "verify",
-        help="check a video's provenance: its sealed manifest and its invisible watermark",
-        epilog="Prints JSON (verdict, manifest, watermark). Exit 0: authentic and unchanged; 1: changed, "
-        "re-encoded or not from nanosora; 2: unreadable file.",
+        help="check a video's provenance: its sealed manifest, its invisible watermark and its C2PA "
+        "Content Credentials",
+        epilog="Prints JSON (verdict, manifest, watermark, Content Credentials). Exit 0: authentic and "
+        "unchanged; 1: changed, re-encoded or not from nanosora; 2: unreadable file.",
     )
     vf.add_argument("file", help="a video or image (.mp4, .gif, .png)")
     vf.set_defaults(func=cmd_verify)
@@ -124,7 +125,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     report = verify(args.file)
     print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     print(report.verdict(), file=sys.stderr)
-    return 0 if report.intact else 1
+    return 0 if report.authentic else 1
 
 
 def cmd_world_render(args: argparse.Namespace) -> int:

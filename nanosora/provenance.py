@@ -1,5 +1,6 @@
-"""Provenance: a manifest sealed into every generated file, and an invisible watermark in
-its pixels. `nanosora verify FILE` reports both.
+"""Provenance: a manifest sealed into every generated file, an invisible watermark in its
+pixels, and C2PA Content Credentials (credentials.py) that any C2PA verifier reads.
+`nanosora verify FILE` reports all three.
 
 - The manifest (prompt, model, seed, time, ...) is the file's metadata. Its `content_sha256`
   is a hash over the decoded frames and the rest of the manifest, so a re-encoded, cropped
@@ -14,11 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from nanosora import credentials
 from nanosora import video as vio
 from nanosora.video import Video
 
@@ -91,8 +94,11 @@ def save(video: Video, path: str | Path) -> Path:
     """Write a generated (already watermarked) video and seal it: write, decode what was
     written, hash it, then store the hash in the file's manifest (for mp4 by copying the
     encoded stream into a new container, so the frames a reader decodes are the ones that
-    were hashed). A folder of PNG frames carries the manifest unsealed."""
+    were hashed); last, sign its C2PA manifest (credentials.sign), which changes no frame and
+    no byte of our manifest. A folder of PNG frames carries the manifest unsealed and unsigned."""
     meta = dict(video.metadata)
+    # who signs, first: a misconfigured certificate is refused before any file is written
+    who = None if str(path).endswith(("/", os.sep)) else credentials.identity()
     path = vio.write(path, video.frames, video.fps, meta)
     if path.is_dir():
         return path
@@ -102,7 +108,7 @@ def save(video: Video, path: str | Path) -> Path:
         vio.remux_mp4(path, meta)
     else:
         vio.write(path, video.frames, video.fps, meta)
-    return path
+    return credentials.sign(path, meta, who)
 
 
 @dataclass
@@ -112,12 +118,23 @@ class Report:
     sealed: bool  # a manifest with a content hash is present
     intact: bool  # the hash matches the decoded frames and manifest
     watermark_bits: int
+    c2pa: credentials.Credentials | None = None  # Content Credentials, when the file has any
 
     @property
     def watermarked(self) -> bool:
         return self.watermark_bits >= MIN_MATCH
 
+    @property
+    def authentic(self) -> bool:
+        """Our seal matches, and Content Credentials, if the file has them, validate."""
+        return self.intact and (self.c2pa is None or self.c2pa.untouched)
+
     def verdict(self) -> str:
+        if self.intact and not self.authentic:
+            return (
+                "changed: the frames match the seal, but the file was altered after its Content "
+                "Credentials were signed"
+            )
         if self.sealed and self.intact:
             return "authentic: made by nanosora, unchanged since"
         if self.sealed and self.watermarked:
@@ -136,6 +153,8 @@ class Report:
             "intact": self.intact,
             "watermark": self.watermarked,
             "watermark_bits": f"{self.watermark_bits}/{BITS}",
+            "content_credentials": credentials.summary(self.c2pa),
+            "c2pa": None if self.c2pa is None else self.c2pa.to_dict(),
             "manifest": self.manifest,
         }
 
@@ -145,4 +164,4 @@ def verify(path: str | Path) -> Report:
     manifest = vio.read_metadata(path) if Path(path).suffix.lower() == ".png" else v.metadata
     sealed = "content_sha256" in manifest
     intact = sealed and content_hash(v.frames, manifest) == manifest["content_sha256"]
-    return Report(str(path), manifest, sealed, intact, detect(v.frames))
+    return Report(str(path), manifest, sealed, intact, detect(v.frames), credentials.read(path))
