@@ -30,11 +30,13 @@ from common import recorder
 ARMS = ("control", "layout")
 
 
-def judge(model_dir: Path, n: int, long_n: int) -> dict:
+def judge(model_dir: Path, n: int, long_n: int, oracle: bool = False) -> dict:
     from nanosora import evaluate
     from nanosora.model import load
 
     m = load(model_dir)
+    if oracle:
+        oracle_plans(m)
     long = ["long_10s", "long_60s", "shots"]
     short = [s for s in evaluate.SUITE_NAMES if s not in long]
     res = evaluate.run(m, short, n=n, progress=False, validation=True)
@@ -51,6 +53,39 @@ def judge_text_only(model_dir: Path, n: int) -> dict:
     m.planner = None
     res = evaluate.run(m, ["single", "held_out"], n=n, progress=False, validation=True)
     return {k: {kk: vv for kk, vv in r.items() if kk != "cases"} for k, r in res.items()}
+
+
+def oracle_plans(m) -> None:
+    """Make a layout model read Flatland's true layouts instead of its planner's: every
+    detailed caption the expander writes is remembered with its scene, and the model's plan
+    of that caption is the scene's exact boxes. A measurement of the renderer alone (how much
+    of a layout model's score the planner loses); generation itself never does this."""
+    from nanosora.planner import Plan
+    from nanosora.text import sentences
+    from nanosora.world import caption as world_caption
+    from nanosora.world.layout import object_sentences, scene_boxes
+
+    scenes: dict[str, tuple] = {}
+    write = world_caption.detailed_caption
+
+    def remember(scene, seconds, *a, **k):
+        text = write(scene, seconds, *a, **k)
+        scenes[text] = (scene, seconds)
+        return text
+
+    world_caption.detailed_caption = remember
+    planned = m.plan
+
+    def plan(caption: str, aspect: float, seconds: float):
+        if caption not in scenes:
+            return planned(caption, aspect, seconds)
+        scene, secs = scenes[caption]
+        parts = sentences(caption)
+        words = [parts[i] for i in object_sentences(parts)]
+        emb = m.text_encoder.sentence_embeddings(words)
+        return Plan(words, emb, lambda t: scene_boxes(scene, t, secs).astype("float32"))
+
+    m.plan = plan
 
 
 SUITE_LABELS = {
@@ -89,6 +124,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, help="train this many steps instead (a smoke test)")
     ap.add_argument("--judge", nargs="*", default=[], help="judge these model directories as they are")
     ap.add_argument("--no-compile", action="store_true", help="train uncompiled")
+    ap.add_argument(
+        "--oracle", nargs="*", default=[], help="judge these layout models given the true layouts"
+    )
     ap.add_argument("--table", action="store_true", help="print --json's results as a markdown table")
     ap.add_argument(
         "--text-only",
@@ -134,6 +172,8 @@ def main() -> None:
         record("planner", row)
     for d in args.text_only:
         record(f"text only: {d}", {"validation": judge_text_only(Path(d), args.n)})
+    for d in args.oracle:
+        record(f"true layouts: {d}", {"validation": judge(Path(d), args.n, args.long_n, oracle=True)})
     arms = [a for a in args.arms if a in ARMS]
     if not arms:
         for d in args.judge:

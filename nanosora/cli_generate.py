@@ -16,6 +16,7 @@ from pathlib import Path
 from nanosora import vocabulary
 from nanosora.cli_args import add_threads
 from nanosora.config import DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_UNTIL, DEFAULT_STEPS
+from nanosora.expand import ExpansionWarning
 from nanosora.request import DEFAULT_STRENGTH, MAX_SECONDS, GenerationRequest
 
 EPILOG = """examples:
@@ -357,6 +358,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     model = load(args.model, int8=args.int8, compile=args.compile, bf16=args.bf16, lora=args.lora)
     # said once per job, before its sampling starts, rather than as a Python warning after it
     warnings.simplefilter("ignore", vocabulary.UnknownWordsWarning)
+    warnings.simplefilter("ignore", ExpansionWarning)  # said from the metadata, below
     for out, req in tqdm(jobs, desc="jobs", unit="video", disable=len(jobs) == 1 or None):
         unknown = model.unknown_words(req.prompts)
         if unknown:
@@ -375,6 +377,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         bar.close()
         path = video.save(out)
         caption = video.metadata["caption"]
+        for note in video.metadata.get("not_expanded", []):
+            print(f"warning: {out if len(jobs) > 1 else 'prompt'}: {note}", file=sys.stderr)
         print(f"caption: {caption if isinstance(caption, str) else ' | '.join(caption)}", file=sys.stderr)
         f, (h, w) = len(video.frames), video.frames.shape[1:3]
         frames = f"{f} frame" + ("s" if f != 1 else "")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from contextlib import contextmanager
 
 import torch
 
@@ -132,6 +133,27 @@ def pick_threads(requested: int | None = None) -> int:
             raise ValueError(f"threads {requested} is not valid: use 1 or more")
         return requested
     return max(1, min(cores(), round(cores() - busy_cores())))
+
+
+def training_threads() -> int:
+    """The thread count a training run keeps from start to end: the process's own default
+    (OMP_NUM_THREADS, as torchrun sets it, else every core), never one picked by load. Float
+    sums come out differently with another thread count, so a run that changed it part-way
+    (after `generate` in the same process picked fewer threads on a busy machine) would not
+    repeat an unbroken one."""
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    return int(env) if env.isdigit() and int(env) > 0 else cores()
+
+
+@contextmanager
+def threads_held(n: int):
+    """torch's CPU thread count set to n inside, and set back after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        torch.set_num_threads(before)
 
 
 def use_threads(requested: int | None = None) -> int:

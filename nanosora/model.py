@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nanosora import __version__, guided, modeldir, pipeline, vocabulary
+from nanosora import __version__, expand, guided, modeldir, pipeline, timeline, vocabulary
 from nanosora.modelconfig import ModelConfig
 from nanosora.request import GenerationRequest, frames_for
 from nanosora.timeline import Timeline
@@ -205,6 +206,19 @@ class Model:
         null = self.encode_text([req.negative_prompt])
         flatland = self.config.expands_flatland
 
+        not_expanded: list[str] = []
+
+        def noted(fn, *args):
+            """fn(*args), with the expander's warnings kept for the metadata and said again."""
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", expand.ExpansionWarning)
+                out = fn(*args)
+            for w in caught:
+                if issubclass(w.category, expand.ExpansionWarning):
+                    not_expanded.append(str(w.message))
+                warnings.warn(w.message, w.category, stacklevel=4)
+            return out
+
         plans = []  # (plan, frames it covers) of each shot or clip, for the metadata
 
         def fill(tl, text, strength=1.0, refs=None, plan=None, plan_from=0):
@@ -247,8 +261,8 @@ class Model:
             secs = [s.seconds for s in req.shots]
             prompts = [s.prompt for s in req.shots]
             if req.expand:  # one story: "the blue square" of shot 2 is shot 1's blue square
-                captions = pipeline.expand_shots(
-                    prompts, secs, width / height, seed, req.expand_hook, flatland
+                captions = noted(
+                    expand.expand_shots, prompts, secs, width / height, seed, req.expand_hook, flatland
                 )
             else:
                 captions = prompts
@@ -264,7 +278,7 @@ class Model:
             out = np.concatenate(parts)
         else:
             secs = new / fps or 1.0 / fps
-            cap = self.caption(req, ref, secs, width / height) if req.expand else req.prompt
+            cap = noted(self.caption, req, ref, secs, width / height) if req.expand else req.prompt
             captions = [cap]
             text = self.encode_text([cap])
             # the caption's time starts where its frames do: after the frames an extension or
@@ -279,11 +293,11 @@ class Model:
                 plan = self.user_plan(req.layout, plan)
             if mode == "connect":
                 b = resize(as_frames(req.connect[1], "the second video of connect"), width, height)
-                tl, head, tail = pipeline.connect_timeline(ref, b, new)
+                tl, head, tail = timeline.connect_timeline(ref, b, new)
                 k = len(ref) - len(head) - 1
                 out = np.concatenate([head, fill(tl, text, plan=plan, plan_from=k), tail])
             elif mode == "extend":
-                tl = pipeline.extend_timeline(ref, new, backward=req.direction == "backward")
+                tl = timeline.extend_timeline(ref, new, backward=req.direction == "backward")
                 out = fill(tl, text, plan=plan, plan_from=len(ref) - 1)
             elif mode == "edit":
                 tl = Timeline.blank(len(ref), height, width)
@@ -295,7 +309,7 @@ class Model:
                     tl.put(req.image_frame, ref)
                 out = fill(tl, text, plan=plan)
                 if mode == "loop":
-                    out = fill(pipeline.loop_timeline(out), text, plan=plan)[: len(out)]
+                    out = fill(timeline.loop_timeline(out), text, plan=plan)[: len(out)]
             plans.append((plan, len(out)))
         meta = {
             "generator": f"nanosora {__version__}",
@@ -319,6 +333,8 @@ class Model:
         }
         if unknown:
             meta["unknown_words"] = unknown
+        if not_expanded:  # the expander's reasons, for a prompt it could not place
+            meta["not_expanded"] = not_expanded
         # what the clip followed: each object's words and boxes every latent frame (a list per shot)
         laid = [p.to_json(np.arange(0, n, 4) / fps) for p, n in plans if p is not None]
         if laid:
@@ -343,19 +359,19 @@ class Model:
 
     def caption(self, req: GenerationRequest, ref: np.ndarray | None, seconds: float, aspect: float) -> str:
         """The detailed caption of a request that is not shots. Given frames are re-captioned
-        (pipeline.expand_given): the image, the clip an extension continues (read at the end
+        (expand.expand_given): the image, the clip an extension continues (read at the end
         it continues from) and the first clip of a connect. An edit's prompt says what to
         change, so it is expanded on its own."""
         args = (seconds, aspect, req.seed, req.expand_hook, self.config.expands_flatland)
         if req.story and (ref is None or req.mode == "edit"):  # after earlier shots: one story
             n = len(req.story) + 1
-            return pipeline.expand_shots([*req.story, req.prompt], [seconds] * n, *args[1:])[-1]
+            return expand.expand_shots([*req.story, req.prompt], [seconds] * n, *args[1:])[-1]
         if ref is None or req.mode == "edit":
-            return pipeline.expand_prompt(req.prompt, *args)
+            return expand.expand_prompt(req.prompt, *args)
         backward = req.mode == "extend" and req.direction == "backward"
         # an image placed later than the first frame is where the clip ends, not starts
         places = not backward and (req.mode not in ("image", "loop") or req.image_frame == 0)
-        return pipeline.expand_given(req.prompt, ref, self.fps, *args, end=not backward, places=places)
+        return expand.expand_given(req.prompt, ref, self.fps, *args, end=not backward, places=places)
 
     def lora_scales(self) -> dict[str, float]:
         """The active LoRA adapters by name, with their scales."""

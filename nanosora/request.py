@@ -100,9 +100,9 @@ def shots_of(shots: Any, expand: bool = True) -> tuple[Shot, ...]:
     if sum(s.seconds for s in out) > MAX_SECONDS:
         raise ValueError(f"the shots last more than {MAX_SECONDS:g} seconds in all")
     if expand:
-        from nanosora import pipeline
+        from nanosora import expand
 
-        pipeline.shot_references([s.prompt for s in out])
+        expand.shot_references([s.prompt for s in out])
     return out
 
 
@@ -227,9 +227,9 @@ class GenerationRequest:
             raise ValueError("story must be a list of the earlier shots' prompts, none of them empty")
         object.__setattr__(self, "story", tuple(story))
         if self.expand and self.story:
-            from nanosora import pipeline
+            from nanosora import expand
 
-            pipeline.shot_references([*self.story, self.prompt])
+            expand.shot_references([*self.story, self.prompt])
 
     @classmethod
     def from_kwargs(

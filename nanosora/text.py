@@ -117,6 +117,10 @@ class TextEncoder:
         pooled = iter(self.sentence_embeddings([s for p in parts for s in p]))
         return [torch.cat([w, *(next(pooled)[None] for _ in p)]) for w, p in zip(words, parts, strict=True)]
 
+    def word_tokens(self, texts: list[str]) -> list[torch.Tensor]:
+        """(L_i, D) per text: its tokens as the encoder gives them, each text encoded alone."""
+        return self._word_tokens(texts)
+
     def sentence_embeddings(self, texts: list[str]) -> torch.Tensor:
         """(N, D): each text encoded alone and mean-pooled over its tokens (the sentence
         embedding MiniLM was trained to give; a layout's per-object words)."""

@@ -133,3 +133,38 @@ def window_seed(seed: int, index: int) -> int:
     if index == 0:
         return int(seed)
     return int(np.random.SeedSequence([int(seed), index]).generate_state(1)[0])
+
+
+def extend_timeline(video: np.ndarray, n: int, backward: bool = False) -> Timeline:
+    """The video with n frames to generate after it (or before it)."""
+    if n < 1:
+        raise ValueError(f"extending needs at least one new frame, got {n}")
+    tl = Timeline.blank(len(video) + n, *video.shape[1:3])
+    tl.put(n if backward else 0, video)
+    return tl
+
+
+def connect_timeline(a: np.ndarray, b: np.ndarray, gap: int) -> tuple[Timeline, np.ndarray, np.ndarray]:
+    """A transition of `gap` frames from the end of a to the start of b. The timeline holds
+    a's last frames and b's first as context; returns it with the parts of a before it and
+    of b after it, so that head + filled timeline + tail is the whole connected video."""
+    if gap < 1:
+        raise ValueError(f"connecting needs at least one new frame between the videos, got {gap}")
+    ka, kb = min(len(a), CONTEXT_LEFT), min(len(b), CONTEXT_RIGHT)
+    tl = Timeline.blank(ka + gap + kb, *a.shape[1:3])
+    tl.put(0, a[len(a) - ka :])
+    tl.put(ka + gap, b[:kb])
+    return tl, a[: len(a) - ka], b[kb:]
+
+
+def loop_timeline(frames: np.ndarray, factor: int = 4) -> Timeline:
+    """Remake the end of a clip so that it flows into its start: the clip's first frames are
+    placed again after its end (one latent group), its last 2*factor frames are regenerated
+    between, and the caller keeps the first len(frames) frames."""
+    n = len(frames)
+    if n < 1 + 2 * factor:
+        raise ValueError(f"a loop needs at least {1 + 2 * factor} frames, got {n}")
+    tl = Timeline.blank(n + factor, *frames.shape[1:3])
+    tl.put(0, frames[: n - 2 * factor])
+    tl.put(n, frames[:factor])
+    return tl

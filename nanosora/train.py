@@ -158,65 +158,68 @@ def run(
     if rank == 0:
         checkpoint.sweep(ckdir)  # temp files of a write that a kill interrupted
     ck = checkpoint.newest(ckdir)
-    from nanosora import dist
+    from nanosora import device, dist
 
     if ck is not None:  # checkpoints hold the plain model's keys, not a wrapper's
         dist.load_state_dicts(model, optimizer, ck["model"], ck["optimizer"])
         for name, m in extra_state.items():
             m.load_state_dict(ck[name])
         start = int(ck["step"])
-    log = TrainLog(out, start) if rank == 0 else None
-    rows: list[dict] = []
-    bar = tqdm(total=cfg.steps, initial=start, disable=not progress, unit="step", dynamic_ncols=True)
-    t0, seen = time.perf_counter(), 0
-    model.train()
-    for step in range(start, cfg.steps):
-        if stop_after is not None and step - start >= stop_after:
-            break
-        lr = lr_at(step, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        metrics: dict = {}
-        total = 0.0
-        for micro in range(cfg.accum):
-            loss, m, n = loss_fn(step, micro)
-            (loss / cfg.accum).backward()
-            total += loss.item() / cfg.accum
-            seen += n
-            for k, v in m.items():
-                metrics[k] = metrics.get(k, 0.0) + v / cfg.accum
-        grad_norm = dist.full(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)).item()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        done = step + 1
-        for m in extra_state.values():
-            if hasattr(m, "update"):
-                m.update(model, done)
-        rate = seen / max(1e-9, time.perf_counter() - t0)
-        row = {
-            "step": done,
-            "loss": total,
-            "lr": lr,
-            "grad_norm": grad_norm,
-            "samples_per_s": rate,
-            **metrics,
-        }
-        rows.append(row)
-        if log is not None and (done % cfg.log_every == 0 or done == cfg.steps):
-            log.write(row)
-        bar.set_postfix(loss=f"{total:.4f}", samples_s=f"{rate:.1f}")
-        bar.update(1)
-        if done % cfg.ckpt_every and done != cfg.steps:
-            continue
-        msd, osd = dist.state_dicts(model, optimizer)  # every rank: gathers shards under FSDP2
-        if rank == 0:
-            state = {"model": msd, "optimizer": osd, "step": done}
-            state["train_config"] = asdict(cfg)
-            for name, m in extra_state.items():
-                state[name] = m.state_dict()
-            checkpoint.save(ckdir, done, state, keep=cfg.keep)
-            log.plot()
-            if on_checkpoint is not None:
-                on_checkpoint(done)
-    bar.close()
-    return rows
+    # one thread count for the whole run, its resumed parts included (device.training_threads)
+    threads = int(ck.get("threads", 0)) if ck is not None else 0
+    with device.threads_held(threads or device.training_threads()) as threads:
+        log = TrainLog(out, start) if rank == 0 else None
+        rows: list[dict] = []
+        bar = tqdm(total=cfg.steps, initial=start, disable=not progress, unit="step", dynamic_ncols=True)
+        t0, seen = time.perf_counter(), 0
+        model.train()
+        for step in range(start, cfg.steps):
+            if stop_after is not None and step - start >= stop_after:
+                break
+            lr = lr_at(step, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            metrics: dict = {}
+            total = 0.0
+            for micro in range(cfg.accum):
+                loss, m, n = loss_fn(step, micro)
+                (loss / cfg.accum).backward()
+                total += loss.item() / cfg.accum
+                seen += n
+                for k, v in m.items():
+                    metrics[k] = metrics.get(k, 0.0) + v / cfg.accum
+            grad_norm = dist.full(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)).item()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            done = step + 1
+            for m in extra_state.values():
+                if hasattr(m, "update"):
+                    m.update(model, done)
+            rate = seen / max(1e-9, time.perf_counter() - t0)
+            row = {
+                "step": done,
+                "loss": total,
+                "lr": lr,
+                "grad_norm": grad_norm,
+                "samples_per_s": rate,
+                **metrics,
+            }
+            rows.append(row)
+            if log is not None and (done % cfg.log_every == 0 or done == cfg.steps):
+                log.write(row)
+            bar.set_postfix(loss=f"{total:.4f}", samples_s=f"{rate:.1f}")
+            bar.update(1)
+            if done % cfg.ckpt_every and done != cfg.steps:
+                continue
+            msd, osd = dist.state_dicts(model, optimizer)  # every rank: gathers shards under FSDP2
+            if rank == 0:
+                state = {"model": msd, "optimizer": osd, "step": done, "threads": threads}
+                state["train_config"] = asdict(cfg)
+                for name, m in extra_state.items():
+                    state[name] = m.state_dict()
+                checkpoint.save(ckdir, done, state, keep=cfg.keep)
+                log.plot()
+                if on_checkpoint is not None:
+                    on_checkpoint(done)
+        bar.close()
+        return rows

@@ -32,6 +32,7 @@ class BindingConfig:
     planner_scenes: int = 6000
     planner_steps: int = 2000
     seed: int = 1  # other batches than the transformer stage's
+    planner_seed: int = 0  # the planner's scenes (its validation draws another seed)
 
 
 def objective(b: BindingConfig, cpu_bf16: bool):
@@ -51,7 +52,7 @@ def planner_data(path: Path, b: BindingConfig, encoder, progress: bool):
 
     if path.exists():
         return PlannerData(**torch.load(path, weights_only=True))
-    data = make_data(b.planner_scenes, encoder, b.seed, exclusions(), progress)
+    data = make_data(b.planner_scenes, encoder, b.planner_seed, exclusions(), progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         torch.save(dataclasses.asdict(data), tmp)
@@ -66,7 +67,7 @@ def train_planner_into(out: Path, b: BindingConfig, encoder, progress: bool = Tr
     run = out / "planner_run"
     data = planner_data(run / "data.pt", b, encoder, progress)
     tcfg = train.TrainConfig(
-        steps=b.planner_steps, batch=256, lr=1e-3, warmup=100, ckpt_every=max(1, min(500, b.planner_steps))
+        steps=b.planner_steps, batch=64, lr=1e-3, warmup=100, ckpt_every=max(1, min(500, b.planner_steps))
     )
     train_planner(run, data, PLANNER_PRESETS[b.planner_preset], tcfg, progress)
     shutil.copyfile(run / "planner.safetensors", out / "planner.safetensors")

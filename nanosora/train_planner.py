@@ -8,6 +8,7 @@ then a pure function of (seed, step), so a resumed run repeats an unbroken one.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,21 +28,31 @@ TIMES = 16  # times drawn per object sentence
 
 @dataclass
 class PlannerData:
-    sentence: torch.Tensor  # (S, D) every sentence of every caption, embedded alone
-    caption: torch.Tensor  # (S, D) its caption, mean-pooled
-    aspect: torch.Tensor  # (S,)
-    seconds: torch.Tensor  # (S,)
-    is_object: torch.Tensor  # (S,) 1 where the sentence introduces an object
-    times: torch.Tensor  # (S, M) seconds from the caption's start
-    boxes: torch.Tensor  # (S, M, 4) the object's box then (zeros for other sentences)
-    seen: torch.Tensor  # (S, M) 1 where it is in view
+    """One row per caption: its tokens padded to the longest caption's, its sentences to the
+    most sentences a caption has."""
+
+    tokens: torch.Tensor  # (C, T, D) float16: every sentence's tokens, each encoded alone, in turn
+    which: torch.Tensor  # (C, T) the sentence of each token (-1: padding)
+    mask: torch.Tensor  # (C, S) True for a real sentence
+    aspect: torch.Tensor  # (C,)
+    seconds: torch.Tensor  # (C,)
+    is_object: torch.Tensor  # (C, S) 1 where the sentence introduces an object
+    times: torch.Tensor  # (C, S, M) seconds from the caption's start
+    boxes: torch.Tensor  # (C, S, M, 4) the object's box then (zeros for other sentences)
+    seen: torch.Tensor  # (C, S, M) 1 where it is in view
 
     def __len__(self) -> int:
-        return len(self.sentence)
+        return len(self.tokens)
+
+    def rows(self, idx: torch.Tensor) -> PlannerData:
+        """The captions idx, their tokens cut to the longest of them."""
+        d = PlannerData(*(getattr(self, f.name)[idx] for f in dataclasses.fields(self)))
+        n = int((d.which >= 0).sum(1).max())
+        return dataclasses.replace(d, tokens=d.tokens[:, :n], which=d.which[:, :n])
 
 
 def make_data(n: int, encoder, seed: int = 0, exclude=None, progress: bool = True) -> PlannerData:
-    """n Flatland scenes as planner training rows, one row per caption sentence."""
+    """n Flatland scenes as planner training rows, one row per caption."""
     from tqdm import tqdm
 
     from nanosora.text import sentences
@@ -50,65 +61,62 @@ def make_data(n: int, encoder, seed: int = 0, exclude=None, progress: bool = Tru
     from nanosora.world.sample import sample_scene
 
     rng = np.random.default_rng([seed, 5])
-    rows: dict[str, list] = {k: [] for k in ("sent", "cap", "aspect", "seconds", "obj", "t", "box", "seen")}
+    rows: list[tuple] = []
     for _ in tqdm(range(n), desc="planner data", unit="scene", disable=not progress):
         aspect, seconds = float(rng.choice(ASPECTS)), float(rng.choice(SECONDS))
         scene = sample_scene(rng, aspect, seconds, exclude)
-        caption = detailed_caption(scene, seconds, rng)
-        parts = sentences(caption)
+        parts = sentences(detailed_caption(scene, seconds, rng))
         objs = object_sentences(parts)
         t = np.sort(rng.uniform(0, seconds, (len(parts), TIMES)), 1)
         t[:, 0] = 0.0
         boxes = np.zeros((len(parts), TIMES, 4), np.float32)
         for k, j in enumerate(objs):
             boxes[j] = scene_boxes(scene, t[j], seconds)[k]
-        seen = (boxes[..., 2] > boxes[..., 0]) & (boxes[..., 3] > boxes[..., 1])
-        rows["sent"] += parts
-        rows["cap"] += [caption] * len(parts)
-        rows["aspect"] += [aspect] * len(parts)
-        rows["seconds"] += [seconds] * len(parts)
-        rows["obj"] += [j in objs for j in range(len(parts))]
-        rows["t"].append(t)
-        rows["box"].append(boxes)
-        rows["seen"].append(seen)
-    caps = list(dict.fromkeys(rows["cap"]))
-    texts = len(caps) + len(rows["sent"])
-    bar = tqdm(total=texts, desc="planner text", unit="text", disable=not progress)
-    pooled = {}
-    for i in range(0, len(caps), 256):
-        for c, e in zip(caps[i : i + 256], encoder.encode_tokens(caps[i : i + 256]), strict=True):
-            pooled[c] = e.mean(0)
-        bar.update(len(caps[i : i + 256]))
-    parts = []
-    for i in range(0, len(rows["sent"]), 256):
-        parts.append(encoder.sentence_embeddings(rows["sent"][i : i + 256]))
-        bar.update(len(parts[-1]))
-    bar.close()
-    sent = torch.cat(parts)
-    return PlannerData(
-        sent,
-        torch.stack([pooled[c] for c in rows["cap"]]),
-        torch.tensor(rows["aspect"]),
-        torch.tensor(rows["seconds"]),
-        torch.tensor(rows["obj"], dtype=torch.float32),
-        torch.from_numpy(np.concatenate(rows["t"])).float(),
-        torch.from_numpy(np.concatenate(rows["box"])),
-        torch.from_numpy(np.concatenate(rows["seen"])).float(),
-    )
+        rows.append((parts, aspect, seconds, objs, t, boxes))
+    most = max(len(r[0]) for r in rows)
+    texts = [p for r in rows for p in r[0]]
+    emb: list[torch.Tensor] = []
+    for i in tqdm(range(0, len(texts), 256), desc="planner text", unit="batch", disable=not progress):
+        emb += [e.half() for e in encoder.word_tokens(texts[i : i + 256])]
+    flat = iter(emb)
+    per = [[next(flat) for _ in r[0]] for r in rows]
+    longest = max(sum(len(e) for e in p) for p in per)
+    tokens = torch.zeros(n, longest, encoder.dim, dtype=torch.float16)
+    which = torch.full((n, longest), -1, dtype=torch.long)
+    for c, p in enumerate(per):
+        tokens[c, : sum(len(e) for e in p)] = torch.cat(p)
+        which[c, : sum(len(e) for e in p)] = torch.cat([torch.full((len(e),), i) for i, e in enumerate(p)])
+    mask = torch.zeros(n, most, dtype=torch.bool)
+    is_object = torch.zeros(n, most)
+    times = torch.zeros(n, most, TIMES)
+    box = torch.zeros(n, most, TIMES, 4)
+    for c, (parts, _, _, objs, t, boxes) in enumerate(rows):
+        k = len(parts)
+        mask[c, :k] = True
+        is_object[c, objs] = 1.0
+        times[c, :k] = torch.from_numpy(t).float()
+        box[c, :k] = torch.from_numpy(boxes)
+    seen = ((box[..., 2] > box[..., 0]) & (box[..., 3] > box[..., 1])).float()
+    aspects, secs = (torch.tensor([r[i] for r in rows]) for i in (1, 2))
+    return PlannerData(tokens, which, mask, aspects, secs, is_object, times, box, seen)
 
 
-def planner_loss(planner: Planner, d: PlannerData, idx: torch.Tensor) -> torch.Tensor:
+def _run(planner: Planner, d: PlannerData):
+    """Every sentence's object logit, and the object sentences' boxes and in-view logits."""
+    return planner(d.tokens, d.which, d.aspect, d.seconds, d.times, d.is_object.bool())
+
+
+def planner_loss(planner: Planner, d: PlannerData) -> torch.Tensor:
     """Object or not for every sentence; for objects, the box (L1) where it is in view and
     whether it is in view."""
-    logit, boxes, seen = planner(d.sentence[idx], d.caption[idx], d.aspect[idx], d.times[idx], d.seconds[idx])
-    obj = d.is_object[idx]
-    loss = F.binary_cross_entropy_with_logits(logit, obj)
-    w = obj[:, None]
-    loss = loss + (F.binary_cross_entropy_with_logits(seen, d.seen[idx], reduction="none") * w).sum() / (
-        w.sum() * seen.shape[1]
-    ).clamp_min(1)
-    vis = (d.seen[idx] * w)[..., None]
-    return loss + 10 * ((boxes - d.boxes[idx]).abs() * vis).sum() / (vis.sum() * 4).clamp_min(1)
+    logit, boxes, seen = _run(planner, d)
+    obj, real = d.is_object.bool(), d.mask
+    loss = F.binary_cross_entropy_with_logits(logit[real], d.is_object[real])
+    if obj.any():
+        loss = loss + F.binary_cross_entropy_with_logits(seen, d.seen[obj])
+        vis = d.seen[obj][..., None]
+        loss = loss + 10 * ((boxes - d.boxes[obj]).abs() * vis).sum() / (vis.sum() * 4).clamp_min(1)
+    return loss
 
 
 def train_planner(
@@ -121,7 +129,7 @@ def train_planner(
 ) -> Planner:
     """Train a planner on `data`; out/planner.safetensors holds it at every checkpoint."""
     out = Path(out)
-    tcfg = tcfg or train.TrainConfig(steps=4000, batch=256, lr=1e-3, warmup=100, ckpt_every=500)
+    tcfg = tcfg or train.TrainConfig(steps=4000, batch=64, lr=1e-3, warmup=100, ckpt_every=500)
     torch.manual_seed(tcfg.seed)
     planner = Planner(cfg or PlannerConfig())
 
@@ -130,7 +138,7 @@ def train_planner(
             int(np.random.default_rng([tcfg.seed, step, micro]).integers(2**62))
         )
         idx = torch.randint(0, len(data), (tcfg.batch,), generator=g)
-        return planner_loss(planner, data, idx), {}, tcfg.batch
+        return planner_loss(planner, data.rows(idx)), {}, tcfg.batch
 
     def on_checkpoint(step: int) -> None:
         modeldir.save_weights(out / "planner.safetensors", planner)
@@ -152,12 +160,13 @@ def train_planner(
 def accuracy(planner: Planner, d: PlannerData) -> dict:
     """How well a planner reads captions it never saw: object sentences found, and the mean
     box error (frame fractions) and in-view agreement where the object is."""
-    logit, boxes, seen = planner(d.sentence, d.caption, d.aspect, d.times, d.seconds)
+    logit, boxes, seen = _run(planner, d)
     obj = d.is_object.bool()
-    vis = d.seen.bool() & obj[:, None]
+    vis = d.seen[obj].bool()
     return {
-        "sentences": len(d),
-        "object_accuracy": float(((logit > 0) == obj).float().mean()),
-        "box_l1": float((boxes - d.boxes).abs().mean(-1)[vis].mean()),
-        "in_view_accuracy": float(((seen > 0) == d.seen.bool())[obj].float().mean()),
+        "captions": len(d),
+        "sentences": int(d.mask.sum()),
+        "object_accuracy": float(((logit > 0) == obj)[d.mask].float().mean()),
+        "box_l1": float((boxes - d.boxes[obj]).abs().mean(-1)[vis].mean()),
+        "in_view_accuracy": float(((seen > 0) == vis).float().mean()),
     }

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nanosora import pipeline
+from nanosora import expand
 from nanosora.model import load
 from nanosora.world import describe
 from nanosora.world.parse import scene_from_prompt
@@ -114,12 +114,13 @@ def test_scene_keeps_unnamed_objects_where_they_were_seen():
 
 def test_expand_given_captions_the_image_and_falls_back():
     image = clip("a large yellow circle stays still")[:1]
-    cap = pipeline.expand_given("it moves right", image, 8, 2.0, 1.0, 0)
+    cap = expand.expand_given("it moves right", image, 8, 2.0, 1.0, 0)
     assert "A large yellow circle starts at" in cap and "to the right" in cap
     # an unreadable prompt is expanded as it would be without frames
-    assert pipeline.expand_given("it dances", image, 8, 2.0, 1.0, 0) == "it dances"
+    with pytest.warns(expand.ExpansionWarning, match="used as it is"):
+        assert expand.expand_given("it dances", image, 8, 2.0, 1.0, 0) == "it dances"
     # a model trained on other videos gets the prompt as it is
-    assert pipeline.expand_given("it moves right", image, 8, 2.0, 1.0, 0, flatland=False) == "it moves right"
+    assert expand.expand_given("it moves right", image, 8, 2.0, 1.0, 0, flatland=False) == "it moves right"
 
 
 def test_generation_records_the_merged_caption(tmp_path):

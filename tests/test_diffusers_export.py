@@ -50,6 +50,22 @@ def test_the_same_frames_as_nanosora_generate(pipe):
     assert out.metadata[0]["seed"] == 3 and "circle" in out.metadata[0]["caption"]
 
 
+def test_diffusers_own_export_to_video_saves_the_frames(pipe, tmp_path):
+    """The documented save: the `diffusers` extra brings the ffmpeg export_to_video needs."""
+    from diffusers.utils import export_to_video
+
+    from nanosora import video
+
+    out = pipe(PROMPT, num_frames=9, num_inference_steps=4, generator=torch.Generator().manual_seed(3))
+    path = export_to_video(list(out.frames[0]), str(tmp_path / "clip.mp4"), fps=8)
+    back = video.read(path)
+    assert back.frames.shape == (9, 64, 64, 3) and back.fps == pytest.approx(8)
+    # lossy, but the same clip: a big red circle on black
+    assert np.abs(back.frames / 255.0 - out.frames[0]).mean() < 0.03
+    red = back.frames[..., 0].astype(int) - back.frames[..., 1]
+    assert (red > 100).mean() > 0.1
+
+
 def test_videos_per_prompt_take_the_next_seeds_and_pt_output(pipe):
     steps = []
     out = pipe(

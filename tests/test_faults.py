@@ -26,6 +26,24 @@ HERE = Path(__file__).resolve().parent
 
 
 def test_training_killed_at_random_points_resumes_exactly(tmp_path):
+    """On a busy machine: a CPU-bound process runs beside every part of every run, and this
+    process first picks its threads by load as `generate` does (fewer than the cores), the
+    state in which a resumed run once came out different."""
+    from nanosora import device
+
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    before = torch.get_num_threads()
+    try:
+        time.sleep(0.5)
+        device.use_threads()
+        _kill_and_resume(tmp_path)
+    finally:
+        burner.kill()
+        burner.wait()
+        torch.set_num_threads(before)
+
+
+def _kill_and_resume(tmp_path):
     ref = train_dit(tmp_path / "ref", DIT_PRESETS["tiny"], CONFIG, FakeCache(n=6), progress=False)
     ref_losses = [json.loads(r)["loss"] for r in (tmp_path / "ref" / "log.jsonl").read_text().splitlines()]
     rng = np.random.default_rng(0)

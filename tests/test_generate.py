@@ -148,7 +148,7 @@ def test_loop_regenerates_only_the_end(model):
 
 
 def test_loop_timeline_puts_the_start_after_the_end():
-    tl = pipeline.loop_timeline(frames := clip(17))
+    tl = timeline.loop_timeline(frames := clip(17))
     assert len(tl) == 21 and tl.known[:9].all() and not tl.known[9:17].any() and tl.known[17:].all()
     np.testing.assert_array_equal(tl.frames[17:], frames[:4])
 

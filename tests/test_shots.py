@@ -7,21 +7,21 @@ import numpy as np
 import pytest
 import torch
 
-from nanosora import cli, pipeline, video
+from nanosora import cli, expand, pipeline, video
 from nanosora.model import load
 from nanosora.request import shots_of
 from tests.helpers import make_tiny_model
 
 
 def test_a_later_shot_inherits_the_object_an_earlier_shot_introduced():
-    caps = pipeline.expand_shots(
+    caps = expand.expand_shots(
         ["a large blue square stays still", "the blue square bounces"], [2.0, 2.0], 1.0, seed=0
     )
     assert len(caps) == 2
     assert "large blue square" in caps[0] and "stays still" in caps[0] and "bounces" not in caps[0]
     # without the story, "the blue square" alone would be expanded as a medium one
     assert "large blue square" in caps[1] and "bounces" in caps[1]
-    alone = pipeline.expand_prompt("the blue square bounces", 2.0, 1.0, seed=0)
+    alone = expand.expand_prompt("the blue square bounces", 2.0, 1.0, seed=0)
     assert "medium blue square" in alone
 
 
