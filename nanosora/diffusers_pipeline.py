@@ -56,7 +56,8 @@ class NanoSoraTransformer3DModel(ModelMixin, ConfigMixin):
     ):
         super().__init__()
         self.net = (GuidedDiT if guidance_distilled else DiT)(from_dict(DiTConfig, dit or {}))
-        self.planner = Planner(from_dict(PlannerConfig, planner)) if planner is not None else None
+        # not `self.planner`: diffusers reads an attribute named like a config key from the config
+        self.layout_planner = Planner(from_dict(PlannerConfig, planner)) if planner is not None else None
 
     def forward(self, *args, **kwargs):
         return self.net(*args, **kwargs)
@@ -114,7 +115,7 @@ class NanoSoraPipeline(DiffusionPipeline):
         if self._model is None:
             d = dict(self.config.nanosora)
             d |= {"vae": dict(self.vae.config.vae), "dit": dict(self.transformer.config.dit)}
-            planner = self.transformer.planner
+            planner = self.transformer.layout_planner
             if planner is not None:
                 d["planner"] = dict(self.transformer.config.planner)
                 planner = planner.float().eval()
@@ -256,7 +257,7 @@ def export(model: str | Path, out: str | Path) -> Path:
     )
     transformer.net = modeldir.load_dit(model)
     if planner is not None:
-        transformer.planner = modeldir.load_planner(model)
+        transformer.layout_planner = modeldir.load_planner(model)
     vae = NanoSoraVAE(vae=to_dict(cfg.vae))
     vae.net = modeldir.load_vae(model)
     rest = {k: v for k, v in cfg.to_json().items() if k not in ("vae", "dit", "planner")}

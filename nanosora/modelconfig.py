@@ -121,12 +121,7 @@ def from_json(d: dict, where: str = "config.json") -> ModelConfig:
     if not isinstance(distilled, bool):
         raise ValueError(f"{where}: 'guidance_distilled' must be true or false")
     if "dit" in d:
-        # configs written before guidance distillation had its own seam (guided.py) said so
-        # inside the transformer's section
         section = d["dit"]
-        if isinstance(section, dict) and "guidance_embed" in section:
-            distilled = distilled or bool(section["guidance_embed"])
-            section = {k: v for k, v in section.items() if k != "guidance_embed"}
         try:
             dit = from_dict(DiTConfig, section)
         except (TypeError, ValueError) as e:

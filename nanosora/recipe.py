@@ -75,15 +75,15 @@ class Recipe:
     time_lr: float = 2e-4
     time_ref_p: float = 0.5
     time_context_noise: float = 0.0
-    # World model v3 (docs/world-model-v2.md, round 6): a last stage fine-tunes the
+    # World model v3 (docs/world-model-v2.md, rounds 6-7): a last stage fine-tunes the
     # transformer for binding_steps to follow per-object layouts (train_binding.py), and
     # trains the layout planner that makes them from captions. A fixed step count, not a
     # time budget, so that the stage makes the same model on every machine. 0: no such stage.
-    binding_steps: int = 0
+    binding_steps: int = 891
     binding_lr: float = 2e-4
     binding_layout_dropout: float = 0.2
-    planner_scenes: int = 6000
-    planner_steps: int = 2000
+    planner_scenes: int = 16000
+    planner_steps: int = 3000
     seed: int = 0
 
 
@@ -105,18 +105,26 @@ RECIPES: dict[str, Recipe] = {
         dit_batch=4,
         dit_compile=False,  # compiling would take longer than the tiny run itself
         total_minutes=None,
+        binding_steps=2,
+        planner_scenes=16,
+        planner_steps=4,
     ),
     # World model v2's candidate design (docs/world-model-v2.md, round 2): 1x1 patches, width
     # 128, routing, a token per caption sentence; the autoencoder shorter to give its dearer
     # transformer steps more of the two hours. Not the default: at this budget it trained a
     # weaker model than the default recipe's.
-    "v2": Recipe(vae_steps=6000, sentence_tokens=True, dit_preset="v2", total_minutes=108.0),
+    "v2": Recipe(vae_steps=6000, sentence_tokens=True, dit_preset="v2", total_minutes=108.0, binding_steps=0),
     # World model v2, round 4 (docs/world-model-v2.md): the data levers on round 3's design E
     # (the shipped layout with sentence tokens, round 2's autoencoder settings): scenes of 2-3
     # objects oversampled, and half of them followed by their colour-swapped minimal pair.
     # Capped at round 3's 6,000-step snapshot so that the two compare at equal steps.
     "v2data": Recipe(
-        vae_steps=6000, sentence_tokens=True, objects_p=(0.2, 0.4, 0.4), pairs_p=0.5, dit_steps=6000
+        vae_steps=6000,
+        sentence_tokens=True,
+        objects_p=(0.2, 0.4, 0.4),
+        pairs_p=0.5,
+        dit_steps=6000,
+        binding_steps=0,
     ),
 }
 

@@ -29,8 +29,8 @@ class BindingConfig:
     lr: float = 2e-4
     layout_dropout: float = 0.2
     planner_preset: str = "default"
-    planner_scenes: int = 6000
-    planner_steps: int = 2000
+    planner_scenes: int = 16000
+    planner_steps: int = 3000
     seed: int = 1  # other batches than the transformer stage's
     planner_seed: int = 0  # the planner's scenes (its validation draws another seed)
 

@@ -445,8 +445,10 @@ def train_dit(
         loss = dit_loss(wrapped, latents, text, mask, null, (tcfg.seed, step, k), dcfg, refs, layout)
         return loss, {}, len(latents) * world
 
-    # a cache knows its captions' words; a stream of clips (data.make_source) does not
-    vocab = source.vocabulary() if hasattr(source, "vocabulary") else base.vocabulary if base else ()
+    # a cache knows its captions' words; a stream of clips (data.make_source) does not. A
+    # fine-tune knows what its base saw as well as its own cache's words.
+    seen = tuple(source.vocabulary()) if hasattr(source, "vocabulary") else ()
+    vocab = tuple(sorted({*seen, *(base.vocabulary if base else ())}))
 
     def config(step: int) -> ModelConfig | None:
         if base is None:

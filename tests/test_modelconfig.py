@@ -33,17 +33,18 @@ def test_the_shipped_config_reads_strictly():
     assert cfg.name == "default" and cfg.expands_flatland and cfg.window == 17
 
 
-@pytest.mark.parametrize("legacy", [False, True])
-def test_a_config_from_before_the_guidance_seam_reads_as_it_meant(legacy):
-    """Configs once said "guidance_embed" inside the transformer's section (the shipped one
-    still does); it now is the model's `guidance_distilled`, and is written there."""
+def test_guidance_distillation_is_the_models_own_key():
+    """A distilled transformer is the model's `guidance_distilled`, written only when true;
+    the transformer's section has no such key (the shipped config no longer carries the old
+    "guidance_embed", and a config that does is refused by name)."""
     d = modeldir.read_config(default_model_path()).to_json()
     assert "guidance_embed" not in d["dit"] and "guidance_distilled" not in d
-    d["dit"]["guidance_embed"] = legacy
-    cfg = modelconfig.from_json(d)
-    assert cfg.guidance_distilled is legacy
-    assert ("guidance_distilled" in cfg.to_json()) is legacy
+    cfg = modelconfig.from_json(d | {"guidance_distilled": True})
+    assert cfg.guidance_distilled and cfg.to_json()["guidance_distilled"] is True
     assert modelconfig.from_json(cfg.to_json()) == cfg
+    d["dit"]["guidance_embed"] = False
+    with pytest.raises(ValueError, match="guidance_embed"):
+        modelconfig.from_json(d)
 
 
 @pytest.mark.parametrize(

@@ -17,13 +17,15 @@ def test_tiny_recipe_makes_a_model_and_a_rerun_changes_nothing(tmp_path, monkeyp
 
     monkeypatch.setattr(recipe.cache, "build", spy)
     model_dir = recipe.run("tiny", tmp_path, progress=False, log=lambda *_: None)
-    assert model_dir == tmp_path / "model"
+    assert model_dir == tmp_path / "binding"  # the last stage's: layouts and their planner
     # the cache, and so the transformer, never sees the benchmark's held-out combinations
     assert exclusions() and sources[0].exclude == exclusions()
     cfg = json.loads((model_dir / "config.json").read_text())
     r = recipe.RECIPES["tiny"]
-    assert cfg["training"]["dit_train"]["step"] == r.dit_steps
+    assert cfg["training"]["dit_train_before"]["step"] == r.dit_steps
+    assert cfg["training"]["dit_train"]["step"] == r.binding_steps
     assert cfg["recipe"]["dit_steps"] == r.dit_steps
+    assert cfg["dit"]["layout"] and cfg["planner"] and (model_dir / "planner.safetensors").is_file()
     # the autoencoder stage runs in bf16 only if the recipe asks and the CPU has it natively
     vae_cfg = modeldir.read_config(tmp_path / "vae")
     assert vae_cfg.training["vae_train"]["cpu_bf16"] == (r.vae_cpu_bf16 and device.cpu_has_bf16())
@@ -32,7 +34,7 @@ def test_tiny_recipe_makes_a_model_and_a_rerun_changes_nothing(tmp_path, monkeyp
     assert len(video.frames) == 1
 
     # every stage is finished, so rerunning the command trains nothing more
-    names = ("dit.safetensors", "vae.safetensors")
+    names = ("dit.safetensors", "vae.safetensors", "planner.safetensors")
     weights = {n: (model_dir / n).read_bytes() for n in names}
     log_lines = (model_dir / "log.jsonl").read_text().count("\n")
     recipe.run("tiny", tmp_path, progress=False, log=lambda *_: None)
@@ -67,7 +69,9 @@ def test_stage_times_add_up_over_invocations(tmp_path):
 def test_a_time_stage_fine_tunes_the_transformer_with_reference_frames(tmp_path, monkeypatch):
     import dataclasses
 
-    tiny = dataclasses.replace(recipe.RECIPES["tiny"], time_minutes=0.01, time_context_noise=0.2)
+    tiny = dataclasses.replace(
+        recipe.RECIPES["tiny"], time_minutes=0.01, time_context_noise=0.2, binding_steps=0
+    )
     monkeypatch.setitem(recipe.RECIPES, "tiny_time", tiny)
     model_dir = recipe.run("tiny_time", tmp_path, progress=False, log=lambda *_: None)
     assert model_dir == tmp_path / "time"

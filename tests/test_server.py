@@ -88,6 +88,12 @@ def test_create_and_poll_download_list_delete_with_the_openai_client(client, tmp
     assert thumb[:8] == b"\x89PNG\r\n\x1a\n"
     sheet = client.videos.download_content(v.id, variant="spritesheet").read()
     assert sheet[:4] == b"\x89PNG"
+    import c2pa  # every download carries Content Credentials a C2PA reader validates
+
+    (tmp_path / "t.png").write_bytes(thumb)
+    for f in (out, tmp_path / "t.png"):
+        with c2pa.Reader(str(f)) as r:
+            assert r.get_validation_state() == "Valid", f
 
     second = client.videos.create_and_poll(
         prompt="a blue square", seconds="1", size="1280x720", poll_interval_ms=100

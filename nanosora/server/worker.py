@@ -51,6 +51,7 @@ class Workers:
                 self.busy -= 1
 
     def run(self, job: dict) -> None:
+        from nanosora import credentials
         from nanosora import video as vio
 
         vid = job["id"]
@@ -63,9 +64,13 @@ class Workers:
             out = model.run(GenerationRequest.from_json(job["params"]), callback=progress)
             out.metadata.update(video_id=vid, created_at=job["created_at"])
             out.save(self.store.path(vid, "video"))  # watermarked and sealed
-            vio.write_png(self.store.path(vid, "thumbnail"), out.frames[len(out.frames) // 2], out.metadata)
+            thumb, sprites = self.store.path(vid, "thumbnail"), self.store.path(vid, "spritesheet")
+            vio.write_png(thumb, out.frames[len(out.frames) // 2], out.metadata)
             sheet = vio.contact_sheet(out.frames[:: max(1, len(out.frames) // 16)][:16])
-            vio.write_png(self.store.path(vid, "spritesheet"), sheet, out.metadata)
+            vio.write_png(sprites, sheet, out.metadata)
+            if out.metadata.get("watermark"):  # the variants carry the same Content Credentials
+                for p in (thumb, sprites):
+                    credentials.sign(p, out.metadata)
             if not self.store.finish(vid, seconds=f"{out.seconds:g}"):  # deleted while running
                 self.store.delete(vid)
         except Exception as e:  # a failed job is reported on the job, never lost
