@@ -105,3 +105,38 @@ def test_a_prompt_the_expander_cannot_place_is_said_with_its_reason(tmp_path, ca
     assert "used as it is" not in capsys.readouterr().err
     assert "not_expanded" not in video.read(out).metadata
     assert vocabulary.message(["x"]) not in err
+
+
+def test_the_documented_layout_moves_the_object_where_its_boxes_are(tmp_path, monkeypatch, capsys):
+    """docs/usage.md's layout example with the shipped model: the planned circle runs along
+    the bottom, the given layout's along the top, and both move right."""
+    import numpy as np
+
+    text = (ROOT / "docs" / "usage.md").read_text()
+    block = text[text.index("# the planner puts") : text.index("```", text.index("# the planner puts"))]
+    monkeypatch.chdir(tmp_path)
+    for line in block.splitlines():
+        if line.startswith("echo "):
+            m = re.match(r"echo '(.*)' > (\S+)", line)
+            Path(m[2]).write_text(m[1])
+        elif line.startswith("nanosora "):
+            args = shlex.split(line.split(" > ")[0])[1:]
+            assert cli.main(args) == 0, line
+            if " > " in line:
+                Path(line.split(" > ")[1]).write_text(capsys.readouterr().out)
+
+    def centres(path):
+        frames = video.read(path).frames
+        red = frames[..., 0].astype(int) - frames[..., 1] > 80
+        ys, xs = zip(*[np.nonzero(r) for r in red[[0, -1]]], strict=True)
+        return [(x.mean() / 64, y.mean() / 64) for x, y in zip(xs, ys, strict=True)]
+
+    planned = json.loads(Path("planned.json").read_text())
+    assert len(planned) == 1 and "red circle" in planned[0]["words"]
+    (px0, py0), (px1, _) = centres("planned.mp4")
+    (tx0, ty0), (tx1, ty1) = centres("top.mp4")
+    assert py0 > 0.5 and ty0 < 0.35 and ty1 < 0.35  # bottom as planned; top as laid out
+    assert px1 - px0 > 0.2 and tx1 - tx0 > 0.2  # both move right
+    for f, prompt in (("planned.mp4", "a red circle moves right"), ("top.mp4", "a red circle moves right")):
+        clip = video.read(f)
+        assert score(clip.frames, clip.fps, prompt).passed, f

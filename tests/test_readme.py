@@ -73,14 +73,7 @@ def test_readme_lines_are_the_examples_judged_here():
     assert {k for k in SHOWS if "/" not in k} <= outputs
 
 
-# The shipped model's known weakness (the time issue: identity over long clips): over a
-# minute the still circle drifts and changes size. Strict, so that the fix shows here.
-DRIFTS = pytest.mark.xfail(strict=True, reason="60 s clips drift (docs/world-model-v2.md)")
-
-
-@pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=DRIFTS) if n == "minute.mp4" else n for n in sorted(SHOWS)]
-)
+@pytest.mark.parametrize("name", sorted(SHOWS))
 def test_readme_example_shows_what_it_says(ran, name):
     clip = video.read(ran / name)
     verdict = score(clip.frames, clip.fps, SHOWS[name])
