@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,8 +96,7 @@ def save(video: Video, path: str | Path) -> Path:
     were hashed); last, sign its C2PA manifest (credentials.sign), which changes no frame and
     no byte of our manifest. A folder of PNG frames carries the manifest unsealed and unsigned."""
     meta = dict(video.metadata)
-    # who signs, first: a misconfigured certificate is refused before any file is written
-    who = None if str(path).endswith(("/", os.sep)) else credentials.identity()
+    who = credentials.identity()  # first: a misconfigured certificate is refused before any write
     path = vio.write(path, video.frames, video.fps, meta)
     if path.is_dir():
         return path
