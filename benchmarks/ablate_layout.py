@@ -8,8 +8,10 @@ measured step time. The arms differ only in the objective:
 - control: the shipped objective, so that what the other gains is not just more training;
 - layout: each object's caption sentence, through a zero-initialised projection, added to
   the tokens its box covers (layout.py), dropped for a fifth of the rows; at generation the
-  boxes come from the learned planner (planner.py), trained first (`planner`), never from
-  the world's parser or physics.
+  boxes come from the learned planner (planner.py), trained first (`planner`, else the
+  shipped model's), never from the world's parser or physics. Since round 7 the shipped
+  model reads layouts, so this is the control on the shipped objective;
+- ground: layout plus the grounding losses (grounding.py; --ground-cross, --ground-self).
 
 Each is judged on the validation split only (other prompts and seeds than the benchmark's),
 every suite; `--judge DIR` judges a model directory as it is (the shipped baseline).
@@ -27,7 +29,7 @@ from pathlib import Path
 
 from common import recorder
 
-ARMS = ("control", "layout")
+ARMS = ("control", "layout", "ground")
 
 
 def judge(model_dir: Path, n: int, long_n: int, oracle: bool = False) -> dict:
@@ -127,6 +129,10 @@ def main() -> None:
     ap.add_argument(
         "--oracle", nargs="*", default=[], help="judge these layout models given the true layouts"
     )
+    ap.add_argument(
+        "--ground-cross", type=float, default=0.05, help="the ground arm's cross-attention weight"
+    )
+    ap.add_argument("--ground-self", type=float, default=0.5, help="the ground arm's self-attention weight")
     ap.add_argument("--table", action="store_true", help="print --json's results as a markdown table")
     ap.add_argument(
         "--text-only",
@@ -159,6 +165,11 @@ def main() -> None:
     bf16 = device.cpu_has_bf16()
     compile = not args.no_compile and device.can_compile(device.device())
     b = BindingConfig()
+    grounded = dataclasses.replace(b, ground_cross=args.ground_cross, ground_self=args.ground_self)
+
+    def arm_config(arm: str) -> BindingConfig:
+        return grounded if arm == "ground" else b
+
     if "planner" in args.arms:
         t0 = time.perf_counter()
         (out / "planner").mkdir(exist_ok=True)
@@ -185,23 +196,27 @@ def main() -> None:
     times = {}
     if not args.steps:  # in turns, in one process, before any training
         for arm in arms:
-            cfg = dataclasses.replace(base.dit, layout=arm == "layout")
-            times[arm] = step_seconds(cfg, source, b.batch, objective(b, bf16), compile=compile, steps=24)
+            cfg = dataclasses.replace(base.dit, layout=arm != "control")
+            times[arm] = step_seconds(
+                cfg, source, b.batch, objective(arm_config(arm), bf16), compile=compile, steps=24
+            )
             print(f"{arm}: {times[arm]:.3f} s per step", flush=True)
     for arm in arms:
         steps = args.steps or int(args.minutes * 60 / times[arm])
         t0 = time.perf_counter()
         run = out / f"run_{arm}"
-        planner = out / "planner" / "planner.safetensors" if arm == "layout" else None
+        planner = out / "planner" / "planner.safetensors"
+        if not planner.exists():
+            planner = shipped / "planner.safetensors"
         train_binding(
             shipped,
             run,
             source,
-            dataclasses.replace(b, steps=steps),
+            dataclasses.replace(arm_config(arm), steps=steps),
             bf16,
             compile,
-            planner=planner,
-            layout=arm == "layout",
+            planner=planner if arm != "control" else None,
+            layout=arm != "control",
         )
         took = time.perf_counter() - t0
         row = {
@@ -210,6 +225,8 @@ def main() -> None:
             "train_minutes": round(took / 60, 2),
             "bf16": bf16,
         }
+        if arm == "ground":
+            row["ground"] = {"cross": args.ground_cross, "self": args.ground_self}
         row["validation"] = judge(run, args.n, args.long_n)
         record(arm, row)
     for d in args.judge:

@@ -145,6 +145,17 @@ def attention(q, k, v, mask=None):
     return torch.matmul(weights.to(torch.get_autocast_dtype("cpu")), v)
 
 
+def attention_with_map(q, k, v, mask=None):
+    """attention(), written out so that its weights can be read: (output, the weights
+    averaged over heads (B, Nq, Nk) in fp32). For training with grounding losses
+    (grounding.py), which supervise those weights."""
+    scores = torch.matmul(q.float(), k.float().transpose(-1, -2)) * q.shape[-1] ** -0.5
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = scores.softmax(-1)
+    return torch.matmul(weights.to(v.dtype), v), weights.mean(1)
+
+
 def route_indices(batch: int, tokens: int, keep: float, rng) -> torch.Tensor:
     """(B, K) sorted indices of the tokens each sample keeps in the routed blocks, K =
     round(keep * tokens), drawn from a NumPy generator (so a training step is reproducible)."""
@@ -169,12 +180,13 @@ class SelfAttention(nn.Module):
         self.k_norm = nn.RMSNorm(dim // heads, eps=1e-6)
         self.out = nn.Linear(dim, dim)
 
-    def forward(self, x, rotation):  # (B, N, D)
+    def forward(self, x, rotation, maps: bool = False):  # (B, N, D); maps: also the weights
         q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.heads)
         # norms in fp32 (a no-op without autocast; under bf16 autocast they keep their precision)
         q, k = apply_rope(self.q_norm(q.float()), rotation), apply_rope(self.k_norm(k.float()), rotation)
-        o = attention(q, k, v)
-        return self.out(rearrange(o, "b h n d -> b n (h d)"))
+        o, w = attention_with_map(q, k, v) if maps else (attention(q, k, v), None)
+        o = self.out(rearrange(o, "b h n d -> b n (h d)"))
+        return (o, w) if maps else o
 
 
 class CrossAttention(nn.Module):
@@ -191,10 +203,12 @@ class CrossAttention(nn.Module):
         k, v = rearrange(self.kv(ctx), "b l (two h d) -> two b h l d", two=2, h=self.heads)
         return self.k_norm(k.float()), v
 
-    def forward(self, x, kv, ctx_mask):  # x (B, N, D), kv from keys_values, ctx_mask (B, L) bool
+    def forward(self, x, kv, ctx_mask, maps: bool = False):  # x (B, N, D), kv: keys_values, ctx_mask (B, L)
         q = self.q_norm(rearrange(self.q(x), "b n (h d) -> b h n d", h=self.heads).float())
-        o = attention(q, *kv, mask=ctx_mask[:, None, None, :])
-        return self.out(rearrange(o, "b h n d -> b n (h d)"))
+        m = ctx_mask[:, None, None, :]
+        o, w = attention_with_map(q, *kv, mask=m) if maps else (attention(q, *kv, mask=m), None)
+        o = self.out(rearrange(o, "b h n d -> b n (h d)"))
+        return (o, w) if maps else o
 
 
 class Block(nn.Module):
@@ -210,13 +224,20 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, d))
         self.ada = nn.Linear(d, 6 * d)
 
-    def forward(self, x, c, kv, ctx_mask, rotation):  # kv: (keys, values), or the text tokens
+    def forward(self, x, c, kv, ctx_mask, rotation, maps: bool = False):
+        """kv: (keys, values), or the text tokens. maps: also return the block's attention
+        weights, (self (B, N, N), cross (B, N, L)), each averaged over heads."""
         if isinstance(kv, torch.Tensor):
             kv = self.cross.keys_values(kv)
         sh1, sc1, g1, sh2, sc2, g2 = self.ada(F.silu(c)).chunk(6, dim=1)
-        x = x + g1[:, None] * self.attn(modulate(self.norm1(x), sh1, sc1), rotation)
-        x = x + self.cross(self.norm_x(x), kv, ctx_mask)
-        return x + g2[:, None] * self.mlp(modulate(self.norm2(x), sh2, sc2))
+        a = self.attn(modulate(self.norm1(x), sh1, sc1), rotation, maps)
+        a, self_map = a if maps else (a, None)
+        x = x + g1[:, None] * a
+        r = self.cross(self.norm_x(x), kv, ctx_mask, maps)
+        r, cross_map = r if maps else (r, None)
+        x = x + r
+        x = x + g2[:, None] * self.mlp(modulate(self.norm2(x), sh2, sc2))
+        return (x, (self_map, cross_map)) if maps else x
 
 
 def timestep_embedding(t: torch.Tensor, dim: int = 256, max_period: float = 10000.0) -> torch.Tensor:
@@ -313,7 +334,8 @@ class DiT(nn.Module):
         cond: Conditioning | None = None,
         route: torch.Tensor | None = None,
         vec: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+        maps: bool = False,
+    ):
         """Velocity for x (B, C, T, h, w) at times t (B,). text (B, L, text_dim) with a (B, L)
         mask, or a TextContext made from them once (then text_mask is not needed). cond: the
         conditioning bundle (conditioning.py): clean latents of the given frames (B, C, T, h,
@@ -321,7 +343,9 @@ class DiT(nn.Module):
         reference frame stands; per-object layouts. route (B, K): the
         tokens kept in the routed blocks (route_indices; training with cfg.route only). vec
         (B, D): more conditioning, added to the timestep's and the pooled prompt's (a
-        subclass's own input: guided.GuidedDiT's guidance scale)."""
+        subclass's own input: guided.GuidedDiT's guidance scale). maps: return (velocity,
+        every block's attention weights (Block.forward)) instead, for grounding losses in
+        training (grounding.py); not with routed tokens."""
         b, c, T, h, w = x.shape
         if c != self.cfg.latent_channels:
             raise ValueError(f"latents have {c} channels; this model takes {self.cfg.latent_channels}")
@@ -351,7 +375,10 @@ class DiT(nn.Module):
         rotation = full_rotation = rope_rotation(angles)
         if route is not None and not self.cfg.routes:
             raise ValueError("this model has no routed blocks (DiTConfig.route): it takes no route")
+        if maps and route is not None:
+            raise ValueError("attention maps are read over every token: not with routed blocks")
         start, end = self.cfg.route if route is not None else (-1, -1)
+        block_maps = []
         for i, (blk, kv) in enumerate(
             zip(self.blocks, text.kv or [text.ctx] * len(self.blocks), strict=True)
         ):
@@ -359,15 +386,19 @@ class DiT(nn.Module):
                 full = x_tok
                 x_tok = gather_tokens(x_tok, route)  # (B, K, D)
                 rotation = rope_rotation(angles[route][:, None])  # (2, B, 1, K, D/2): per sample
-            x_tok = blk(x_tok, c_vec, kv, text.mask, rotation)
+            x_tok = blk(x_tok, c_vec, kv, text.mask, rotation, maps)
+            if maps:
+                x_tok, m = x_tok
+                block_maps.append(m)
             if i == end - 1:  # the routed tokens rejoin as they left
                 x_tok = full.scatter(1, route[..., None].expand(-1, -1, x_tok.shape[-1]), x_tok)
                 rotation = full_rotation
         shift, scale = self.ada_out(F.silu(c_vec)).chunk(2, dim=1)
         out = self.patch_out(modulate(self.norm_out(x_tok), shift, scale))
-        return rearrange(
+        v = rearrange(
             out, "b (t h w) (c pt ph pw) -> b c (t pt) (h ph) (w pw)", t=gt, h=gh, w=gw, pt=pt, ph=ph, pw=pw
         )
+        return (v, block_maps) if maps else v
 
 
 def count_params(cfg: DiTConfig) -> int:

@@ -28,6 +28,9 @@ class BindingConfig:
     batch: int = 32
     lr: float = 2e-4
     layout_dropout: float = 0.2
+    # grounding losses' weights (grounding.py; DiTTrainConfig's); 0: the layout objective alone
+    ground_cross: float = 0.0
+    ground_self: float = 0.0
     planner_preset: str = "default"
     planner_scenes: int = 16000
     planner_steps: int = 3000
@@ -38,7 +41,12 @@ class BindingConfig:
 def objective(b: BindingConfig, cpu_bf16: bool):
     from nanosora.train_dit import DiTTrainConfig
 
-    return DiTTrainConfig(cpu_bf16=cpu_bf16, layout_dropout=b.layout_dropout)
+    return DiTTrainConfig(
+        cpu_bf16=cpu_bf16,
+        layout_dropout=b.layout_dropout,
+        ground_cross=b.ground_cross,
+        ground_self=b.ground_self,
+    )
 
 
 def planner_data(path: Path, b: BindingConfig, encoder, progress: bool):

@@ -21,6 +21,7 @@ import torch
 from nanosora import device, dist, flow, modeldir, reference, train
 from nanosora.conditioning import Conditioning
 from nanosora.dit import DiT, DiTConfig, route_indices
+from nanosora.grounding import Grounding, grounding_losses, token_objects
 from nanosora.modelconfig import ModelConfig
 from nanosora.text import pad_tokens
 
@@ -49,6 +50,15 @@ class DiTTrainConfig:
     # how often a batch row trains without its layout (a model with DiTConfig.layout), so that
     # the same model still generates from text alone; a row without text has no layout either
     layout_dropout: float = 0.2
+    # weights of the grounding losses (grounding.py; a model with DiTConfig.layout, on a
+    # cache with layouts): each object's words attended from inside its box (cross), and no
+    # attention from one object's box into another's (self). 0: not computed.
+    ground_cross: float = 0.0
+    ground_self: float = 0.0
+
+    @property
+    def grounds(self) -> bool:
+        return self.ground_cross > 0 or self.ground_self > 0
 
 
 def frame_mask(mode: str, frames: int, rng: np.random.Generator) -> np.ndarray:
@@ -127,6 +137,7 @@ class Batch(NamedTuple):
     target: torch.Tensor  # the flow-matching velocity
     rng: np.random.Generator  # this micro-batch's further draws
     route: torch.Tensor | None  # (B, K) tokens kept in the routed blocks (DiTConfig.route)
+    kept: torch.Tensor | None = None  # (B,) bool: rows that kept their text (no text dropout)
 
 
 def check_objective(dcfg: DiTTrainConfig, source, cfg: DiTConfig | None = None) -> None:
@@ -142,6 +153,15 @@ def check_objective(dcfg: DiTTrainConfig, source, cfg: DiTConfig | None = None) 
         raise ValueError(f"ref_p {dcfg.ref_p} is not valid: use a share in [0, 1]")
     if not 0 <= dcfg.context_noise < 1:
         raise ValueError(f"context_noise {dcfg.context_noise} is not valid: use a time in [0, 1)")
+    if dcfg.ground_cross < 0 or dcfg.ground_self < 0:
+        raise ValueError(
+            f"grounding weights (cross {dcfg.ground_cross}, self {dcfg.ground_self}) must be 0 or more"
+        )
+    if dcfg.grounds and cfg is not None and not cfg.layout:
+        raise ValueError(
+            "the grounding losses compare attention with each object's box: they need a "
+            "transformer that reads layouts (DiTConfig.layout) and a cache with layouts"
+        )
     if not 0 <= dcfg.layout_dropout <= 1:
         raise ValueError(f"layout_dropout {dcfg.layout_dropout} is not valid: use a share in [0, 1]")
     if dcfg.ref_p > 0 and not getattr(source, "has_references", False):
@@ -222,7 +242,8 @@ def noised_batch(
         tokens = math.prod(base.grid(latents.shape))
         route = route_indices(b, tokens, base.cfg.route_keep, rng).to(dev)
     x_t, t, text, mask, target = (v.to(dev) for v in (x_t, t, text, mask, target))
-    return Batch(x_t, t, text, mask, Conditioning(cond, fm, layout).to(dev), target, rng, route)
+    cond = Conditioning(cond, fm, layout).to(dev)
+    return Batch(x_t, t, text, mask, cond, target, rng, route, (~drop).to(dev))
 
 
 def _with_context(x_t, target, latents, fm, t, refs, step_seed, context_noise):
@@ -256,9 +277,13 @@ def dit_loss(
     cfg: DiTTrainConfig,
     refs=None,
     layout=None,
+    words=None,
 ):
     """The flow-matching loss of one micro-batch; randomness from step_seed = (seed, step, k);
-    refs: reference latents before the clips, layout: their layouts (noised_batch)."""
+    refs: reference latents before the clips, layout: their layouts (noised_batch). words
+    (B, K, L): each object's text tokens (grounding.token_objects), for the grounding losses
+    (cfg.ground_cross, cfg.ground_self), which compare attention with the true layout's boxes
+    whether or not the row was given them."""
     bt = noised_batch(
         model,
         latents,
@@ -272,15 +297,45 @@ def dit_loss(
         layout,
         cfg.layout_dropout,
     )
+    grounds = cfg.grounds and words is not None and layout is not None
     with device.autocast(bt.x_t.device, cfg.cpu_bf16):
-        pred = model(bt.x_t, bt.t, bt.text, bt.mask, cond=bt.cond, route=bt.route)
-    return flow.velocity_loss(pred, bt.target, given_weight(bt.cond.frame_mask))
+        extra = {"maps": True} if grounds else {}  # GuidedDiT and distillation take no maps
+        pred = model(bt.x_t, bt.t, bt.text, bt.mask, cond=bt.cond, route=bt.route, **extra)
+    if not grounds:
+        return flow.velocity_loss(pred, bt.target, given_weight(bt.cond.frame_mask))
+    pred, maps = pred
+    loss = flow.velocity_loss(pred, bt.target, given_weight(bt.cond.frame_mask))
+    true = layout if refs is None else layout.prepend_empty(refs.shape[2])
+    base = dist.unwrap(model)
+    grid = base.grid(bt.x_t.shape)
+    cov = true.coverage(grid, base.cfg.patch[0]).to(pred.device)
+    words = torch.nn.functional.pad(words, (0, bt.text.shape[1] - words.shape[-1]))  # the null prompt's width
+    g = Grounding(cov, words.to(pred.device)).masked(bt.kept)
+    cross, self_ = grounding_losses(maps, g)
+    return loss + cfg.ground_cross * cross + cfg.ground_self * self_
 
 
 def given_weight(frame_mask: torch.Tensor) -> torch.Tensor:
     """The loss weight of each latent: given and reference frames are not predicted, so they
     weigh nothing."""
     return (~reference.given(frame_mask)).to(torch.float32)[:, None, :, None, None]
+
+
+def grounding_words(dcfg: DiTTrainConfig, source, cfg: DiTConfig):
+    """For the grounding losses: a function (captions, text width) -> each object's text
+    tokens (B, K, L) (grounding.token_objects, with the tokenizer the cache's text was made
+    with), or None when the objective has none."""
+    if not dcfg.grounds:
+        return None
+    check_objective(dcfg, source, cfg)
+    from transformers import AutoTokenizer
+
+    from nanosora import cache, text
+    from nanosora.world.layout import MAX_OBJECTS
+
+    tc = cache.text_config(source)
+    tok = AutoTokenizer.from_pretrained(str(text.resolve(tc.encoder)), local_files_only=True)
+    return lambda captions, length: token_objects(tok, captions, MAX_OBJECTS, length, tc.max_tokens)
 
 
 def allow_bucket_graphs() -> None:
@@ -312,15 +367,17 @@ def step_seconds(
     model = DiT(cfg).to(device.device())
     step = torch.compile(model, dynamic=False) if compile else model
     opt = train.adamw(model.parameters(), train.TrainConfig(steps=1, batch=batch))
+    object_words = grounding_words(dcfg, source, cfg)
     times = []
     for i in list(range(steps)) * 2:
         t0 = time.perf_counter()  # drawing the batch is part of a step too
-        latents, text, mask, _ = source.batch(batch, 0, i, 0)
+        latents, text, mask, captions = source.batch(batch, 0, i, 0)
         if compile:
             text, mask = pad_width(text, mask, TEXT_WIDTH_STEP)
         refs = batch_refs(source, batch, (0, i, 0), dcfg.ref_p)
         layout = batch_layout(source, cfg, batch, (0, i, 0))
-        loss = dit_loss(step, latents, text, mask, source.null_text, (0, i, 0), dcfg, refs, layout)
+        words = object_words(captions, text.shape[1]) if object_words else None
+        loss = dit_loss(step, latents, text, mask, source.null_text, (0, i, 0), dcfg, refs, layout, words)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -434,15 +491,17 @@ def train_dit(
         allow_bucket_graphs()
         wrapped = torch.compile(wrapped, dynamic=False)
     null = source.null_text
+    object_words = grounding_words(dcfg, source, cfg)
 
     def loss_fn(step: int, micro: int):
         k = rank * tcfg.accum + micro
-        latents, text, mask, _ = source.batch(tcfg.batch, tcfg.seed, step, k)
+        latents, text, mask, captions = source.batch(tcfg.batch, tcfg.seed, step, k)
         if compile:
             text, mask = pad_width(text, mask, TEXT_WIDTH_STEP)
         refs = batch_refs(source, tcfg.batch, (tcfg.seed, step, k), dcfg.ref_p)
         layout = batch_layout(source, cfg, tcfg.batch, (tcfg.seed, step, k))
-        loss = dit_loss(wrapped, latents, text, mask, null, (tcfg.seed, step, k), dcfg, refs, layout)
+        words = object_words(captions, text.shape[1]) if object_words else None
+        loss = dit_loss(wrapped, latents, text, mask, null, (tcfg.seed, step, k), dcfg, refs, layout, words)
         return loss, {}, len(latents) * world
 
     # a cache knows its captions' words; a stream of clips (data.make_source) does not. A
