@@ -86,7 +86,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         queue_limit=args.queue_limit,
         max_upload_mb=args.max_upload_mb,
         steps=args.steps,
-        fps=model.fps,
         adapters=tuple(adapters),
     )
     print(f"nanosora serving {model.path} at http://{args.host}:{args.port} (API: /v1, studio: /)")

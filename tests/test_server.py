@@ -127,6 +127,23 @@ def test_poll_header_and_models_listing(client, server):
         assert "input_reference" in r.json()["error"]["message"]
 
 
+def test_the_video_object_says_why_a_prompt_was_not_expanded(client, server):
+    """A prompt the expander reads but cannot place (the world cannot keep a ball rolling
+    right in view while the camera pans left) is made from its raw words, and the video
+    object says so with the expander's reason; a prompt it places has none."""
+    pan_prompt = "a crimson ball rolling to the right, the camera pans left"
+    pan = client.videos.create(prompt=pan_prompt, size="32x32", seconds="4")
+    plain = client.videos.create(prompt="a red circle moves right", size="32x32", seconds="1")
+    for v in (pan, plain):
+        assert client.videos.poll(v.id, poll_interval_ms=100).status == "completed"
+    auth = {"Authorization": "Bearer sekrit"}
+    got = {v.id: httpx.get(f"{server.url}/v1/videos/{v.id}", headers=auth).json() for v in (pan, plain)}
+    reasons = got[pan.id]["not_expanded"]
+    assert len(reasons) == 1 and "cannot place" in reasons[0] and "pans left" in reasons[0]
+    assert got[plain.id]["not_expanded"] == []
+    assert got[plain.id]["layout"] is None  # this model has no planner: no layout to report
+
+
 def test_remix_keeps_seed_and_settings(client, server):
     src = client.videos.create_and_poll(
         prompt="a red circle", seconds="1", size="32x32", poll_interval_ms=100, extra_body={"seed": 42}

@@ -16,7 +16,7 @@ from pathlib import Path
 
 COLUMNS = (
     "id", "seq", "created_at", "completed_at", "expires_at", "status", "progress", "model",
-    "prompt", "seconds", "size", "remixed_from_video_id", "error", "params",
+    "prompt", "seconds", "size", "remixed_from_video_id", "error", "params", "result",
 )  # fmt: skip
 STATUSES = ("queued", "in_progress", "completed", "failed")
 SUFFIX = {"video": "mp4", "thumbnail": "png", "spritesheet": "sheet.png"}  # download variants
@@ -36,8 +36,11 @@ class Store:
             "CREATE TABLE IF NOT EXISTS videos (id TEXT PRIMARY KEY, seq INTEGER NOT NULL, "
             "created_at INTEGER NOT NULL, completed_at INTEGER, expires_at INTEGER, status TEXT NOT NULL, "
             "progress INTEGER NOT NULL, model TEXT, prompt TEXT, seconds TEXT, size TEXT, "
-            "remixed_from_video_id TEXT, error TEXT, params TEXT NOT NULL)"
+            "remixed_from_video_id TEXT, error TEXT, params TEXT NOT NULL, result TEXT)"
         )
+        # a store made before results were kept gains the column; its old jobs have none
+        if "result" not in {r["name"] for r in self._db.execute("PRAGMA table_info(videos)")}:
+            self._db.execute("ALTER TABLE videos ADD COLUMN result TEXT")
         # interrupted jobs go back to the queue; expired ones go
         self._db.execute("UPDATE videos SET status='queued', progress=0 WHERE status='in_progress'")
         for row in self._db.execute(
@@ -79,13 +82,14 @@ class Store:
             (max(0, min(99, percent)), vid),
         )
 
-    def finish(self, vid: str, seconds: str | None = None) -> bool:
-        """Mark a job completed; False if it was deleted meanwhile."""
+    def finish(self, vid: str, seconds: str | None = None, result: dict | None = None) -> bool:
+        """Mark a job completed, with what the generation reports about itself (`result`: the
+        layout it followed, why a prompt was not expanded); False if it was deleted meanwhile."""
         t = now()
         cur = self._db.execute(
             "UPDATE videos SET status='completed', progress=100, completed_at=?, expires_at=?, "
-            "seconds=COALESCE(?, seconds) WHERE id=?",
-            (t, t + self.retention_s, seconds, vid),
+            "seconds=COALESCE(?, seconds), result=? WHERE id=?",
+            (t, t + self.retention_s, seconds, json.dumps(result) if result is not None else None, vid),
         )
         return cur.rowcount == 1
 
@@ -142,4 +146,5 @@ def _row(row: sqlite3.Row) -> dict:
     d = {k: row[k] for k in COLUMNS}
     d["params"] = json.loads(d["params"])
     d["error"] = json.loads(d["error"]) if d["error"] else None
+    d["result"] = json.loads(d["result"]) if d["result"] else {}
     return d

@@ -71,7 +71,11 @@ class Workers:
             if out.metadata.get("watermark"):  # the variants carry the same Content Credentials
                 for p in (thumb, sprites):
                     credentials.sign(p, out.metadata)
-            if not self.store.finish(vid, seconds=f"{out.seconds:g}"):  # deleted while running
+            result = {
+                "layout": out.metadata.get("layout"),
+                "not_expanded": out.metadata.get("not_expanded", []),
+            }
+            if not self.store.finish(vid, seconds=f"{out.seconds:g}", result=result):  # deleted meanwhile
                 self.store.delete(vid)
         except Exception as e:  # a failed job is reported on the job, never lost
             log.error("job %s failed: %s\n%s", vid, e, traceback.format_exc())
