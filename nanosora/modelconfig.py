@@ -62,30 +62,46 @@ class ModelConfig:
         return self.trained_on == FLATLAND
 
     def to_json(self) -> dict:
-        out = {"format": FORMAT, "name": self.name, "vae": to_dict(self.vae)}
-        if self.dit is not None:
-            out["dit"] = to_dict(self.dit)
-        out |= {
-            "text": dataclasses.asdict(self.text),
-            "fps": self.fps,
-            "window": self.window,
-            "trained_on": self.trained_on,
-        }
-        if self.recipe is not None:
-            out["recipe"] = self.recipe
-        if self.training:
-            out["training"] = self.training
-        if self.trained_steps is not None:
-            out["trained_steps"] = self.trained_steps
-        if self.vocabulary:
-            out["vocabulary"] = list(self.vocabulary)
-        if self.guidance_distilled:
-            out["guidance_distilled"] = True
-        if self.references:
-            out["references"] = True
-        if self.planner is not None:
-            out["planner"] = dataclasses.asdict(self.planner)
+        """The config as config.json holds it, field by field from the dataclass: sections as
+        objects, and a field at its default left out (but for those every model states)."""
+        out: dict = {"format": FORMAT}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if v is None or (f.name not in ALWAYS and v == _default(f)):
+                continue
+            out[f.name] = to_dict(v) if f.name in SECTIONS else list(v) if isinstance(v, tuple) else v
         return out
+
+
+# the sections of a config.json, each a config class of its own, read strictly
+SECTIONS = {"vae": VAEConfig, "dit": DiTConfig, "text": TextConfig, "planner": PlannerConfig}
+# written even at their defaults: what a reader of any config.json expects to find
+ALWAYS = ("name", "vae", "text", "fps", "window", "trained_on")
+# the JSON a plain field's annotation accepts (bool is not an int here)
+_KINDS = {
+    "str": (str, "a string"),
+    "int": (int, "a whole number"),
+    "bool": (bool, "true or false"),
+    "dict": (dict, "an object"),
+    "tuple[str, ...]": (list, "a list of words"),
+}
+
+
+def _default(f: dataclasses.Field):
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING
+
+
+def _plain(name: str, annotation: str, v, where: str):
+    """A plain field's value read back, checked against its annotation."""
+    kind, what = _KINDS[annotation.replace(" | None", "")]
+    ok = isinstance(v, kind) and not (kind is int and isinstance(v, bool))
+    if kind is list:
+        ok = ok and all(isinstance(w, str) for w in v)
+    if not ok:
+        raise ValueError(f"{where}: '{name}' must be {what}")
+    return tuple(v) if kind is list else v
 
 
 def build(
@@ -112,40 +128,20 @@ def from_json(d: dict, where: str = "config.json") -> ModelConfig:
         raise ValueError(f"{where}: unknown keys {unknown}; known: {sorted(_TOP)}")
     if "vae" not in d:
         raise ValueError(f"{where}: has no 'vae' section")
-    try:
-        vae = from_dict(VAEConfig, d["vae"])
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{where}: bad 'vae' section ({e})") from None
-    dit = None
-    distilled = d.get("guidance_distilled", False)
-    if not isinstance(distilled, bool):
-        raise ValueError(f"{where}: 'guidance_distilled' must be true or false")
-    if "dit" in d:
-        section = d["dit"]
-        try:
-            dit = from_dict(DiTConfig, section)
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"{where}: bad 'dit' section ({e})") from None
-    try:
-        text = from_dict(TextConfig, d.get("text", {}))
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{where}: bad 'text' section ({e})") from None
+    got = {}
+    for f in dataclasses.fields(ModelConfig):
+        if f.name not in d:
+            continue
+        if f.name in SECTIONS:
+            try:
+                got[f.name] = from_dict(SECTIONS[f.name], d[f.name])
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"{where}: bad '{f.name}' section ({e})") from None
+        else:
+            got[f.name] = _plain(f.name, f.type, d[f.name], where)
     # run folders keep each record at the top level while training; exported ones in "training"
-    runs = dict(d.get("training", {})) | {k: d[k] for k in RUN_RECORDS if k in d}
-    rest = {k: d[k] for k in ("name", "fps", "window", "trained_on", "recipe", "trained_steps") if k in d}
-    if not isinstance(d.get("references", False), bool):
-        raise ValueError(f"{where}: 'references' must be true or false")
-    rest["references"] = d.get("references", False)
-    vocab = d.get("vocabulary", [])
-    if not isinstance(vocab, list) or not all(isinstance(w, str) for w in vocab):
-        raise ValueError(f"{where}: 'vocabulary' must be a list of words")
-    rest["vocabulary"] = tuple(vocab)
-    if "planner" in d:
-        try:
-            rest["planner"] = from_dict(PlannerConfig, d["planner"])
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"{where}: bad 'planner' section ({e})") from None
-    cfg = ModelConfig(vae=vae, dit=dit, text=text, training=runs, guidance_distilled=distilled, **rest)
+    got["training"] = dict(got.get("training", {})) | {k: d[k] for k in RUN_RECORDS if k in d}
+    cfg = ModelConfig(**got)
     if (
         not isinstance(cfg.fps, int)
         or not 1 <= cfg.fps <= 30

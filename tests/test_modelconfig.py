@@ -57,6 +57,9 @@ def test_guidance_distillation_is_the_models_own_key():
         (lambda d: d.update(fps=0), "fps 0"),
         (lambda d: d.update(format=2), "not a nanosora model config"),
         (lambda d: d.update(guidance_distilled="yes"), "'guidance_distilled' must be true or false"),
+        (lambda d: d.update(vocabulary="red circle"), "'vocabulary' must be a list of words"),
+        (lambda d: d.update(window=True), "'window' must be a whole number"),
+        (lambda d: d.update(planner={"hiden": 3}), "bad 'planner' section"),
     ],
 )
 def test_bad_configs_are_refused_by_name(tmp_path, change, message):
