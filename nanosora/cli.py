@@ -21,7 +21,7 @@ EPILOG = """examples:
 """
 
 
-def _clip_options(p: argparse.ArgumentParser) -> None:
+def _clip_options(p: argparse.ArgumentParser, still: bool = False) -> None:
     p.add_argument(
         "--width",
         type=cli_args.side,
@@ -36,9 +36,9 @@ def _clip_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--seconds",
-        type=cli_args.seconds,
+        type=cli_args.seconds_or_still if still else cli_args.seconds,
         default=2.0,
-        help=f"duration, up to {cli_args.MAX_SECONDS:g} (default 2)",
+        help=f"duration, up to {cli_args.MAX_SECONDS:g} (default 2)" + ("; 0: one frame" if still else ""),
     )
     p.add_argument("--fps", type=cli_args.fps, default=8, help="frames per second, 1-30 (default 8)")
     p.add_argument(
@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="output: .mp4, .gif, .png (contact sheet) or a folder/ for PNG frames",
     )
-    _clip_options(r)
+    _clip_options(r, still=True)
     r.set_defaults(func=cmd_world_render)
 
     s = wsub.add_parser("sample", help="write N random clips plus captions.jsonl (a training set)")
@@ -136,9 +136,13 @@ def cmd_world_render(args: argparse.Namespace) -> int:
 
     cli_args.check_output(args.output)
     rng = np.random.default_rng(args.seed)
-    scene = scene_from_prompt(args.prompt, rng, aspect=args.width / args.height, seconds=args.seconds)
-    caption = detailed_caption(scene, args.seconds)
-    frames = render(scene, args.width, args.height, args.fps, args.seconds)
+    # a still (--seconds 0) is the first frame of a clip one frame long, as generate makes it
+    secs = args.seconds or 1.0 / args.fps
+    scene = scene_from_prompt(args.prompt, rng, aspect=args.width / args.height, seconds=secs)
+    caption = detailed_caption(scene, secs)
+    frames = render(scene, args.width, args.height, args.fps, secs)
+    if not args.seconds:
+        frames = frames[:1]
     meta = {
         "generator": f"nanosora {__version__} world render",
         "prompt": args.prompt,
@@ -151,7 +155,8 @@ def cmd_world_render(args: argparse.Namespace) -> int:
     }
     out = video.write(args.output, frames, args.fps, meta)
     print(f"caption: {caption}", file=sys.stderr)
-    print(f"wrote {out} ({len(frames)} frames, {args.width}x{args.height}, {args.fps} fps)")
+    n = f"{len(frames)} frame{'s' if len(frames) != 1 else ''}"
+    print(f"wrote {out} ({n}, {args.width}x{args.height}, {args.fps} fps)")
     return 0
 
 

@@ -22,6 +22,21 @@ def seconds(text: str) -> float:
     return v
 
 
+def seconds_or_still(text: str) -> float:
+    """A duration, or 0 for one frame (a still image), as `generate --seconds 0` takes it."""
+    try:
+        if float(text) == 0:
+            return 0.0
+    except ValueError:
+        pass
+    try:
+        return seconds(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"{text} is not valid: use 0 (one frame) or a duration up to {MAX_SECONDS:g} seconds"
+        ) from None
+
+
 def side(text: str) -> int:
     from nanosora.world import spec
 

@@ -82,6 +82,10 @@ class Recipe:
     binding_steps: int = 891
     binding_lr: float = 2e-4
     binding_layout_dropout: float = 0.2
+    # the binding stage's grounding losses (grounding.py; round 8): weights of the
+    # cross-attention and self-attention terms, 0 for none
+    binding_ground_cross: float = 0.0
+    binding_ground_self: float = 0.0
     planner_scenes: int = 16000
     planner_steps: int = 3000
     seed: int = 0
@@ -273,6 +277,8 @@ def run(name: str, out: str | Path, progress: bool = True, log=print) -> Path:
             batch=r.dit_batch,
             lr=r.binding_lr,
             layout_dropout=r.binding_layout_dropout,
+            ground_cross=r.binding_ground_cross,
+            ground_self=r.binding_ground_self,
             planner_scenes=r.planner_scenes,
             planner_steps=r.planner_steps,
             seed=r.seed + 1,  # as the binding ablation ran it

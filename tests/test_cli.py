@@ -30,6 +30,19 @@ def test_render_formats(tmp_path, ext):
     assert (tmp_path / f"a{ext}").stat().st_size > 0
 
 
+def test_render_seconds_0_is_one_frame_as_generate_makes_it(tmp_path, capsys):
+    out = tmp_path / "still.png"
+    assert (
+        main(["world", "render", "a yellow circle on a white background", "-o", str(out), "--seconds", "0"])
+        == 0
+    )
+    assert video.read(out).frames.shape == (1, 64, 64, 3)
+    assert "1 frame," in capsys.readouterr().out
+    assert main(["world", "score", str(out), "a yellow circle on a white background"]) == 0
+    with pytest.raises(SystemExit):
+        main(["world", "sample", "--n", "1", "-o", str(tmp_path / "d"), "--seconds", "0"])  # clips move
+
+
 def test_sample_writes_clips_and_captions(tmp_path):
     assert main(["world", "sample", "--n", "3", "-o", str(tmp_path / "d"), "--seed", "4"]) == 0
     rows = [json.loads(line) for line in (tmp_path / "d" / "captions.jsonl").read_text().splitlines()]
