@@ -10,31 +10,22 @@ from pathlib import Path
 from nanosora.request import MAX_SECONDS
 
 
-def seconds(text: str) -> float:
+def seconds(text: str, still: bool = False) -> float:
+    """A duration above 0 and up to the request's limit; `still`: 0 too (one frame, a still
+    image, as `generate --seconds 0` makes)."""
     try:
         v = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0 < v <= MAX_SECONDS:
-        raise argparse.ArgumentTypeError(
-            f"{text} is not valid: use a duration above 0 and at most {MAX_SECONDS:g} seconds"
-        )
+    low_ok = v >= 0 if still else v > 0
+    if not (low_ok and v <= MAX_SECONDS):
+        least = "0 (one frame)" if still else "a duration above 0"
+        raise argparse.ArgumentTypeError(f"{text} is not valid: use {least} up to {MAX_SECONDS:g} seconds")
     return v
 
 
 def seconds_or_still(text: str) -> float:
-    """A duration, or 0 for one frame (a still image), as `generate --seconds 0` takes it."""
-    try:
-        if float(text) == 0:
-            return 0.0
-    except ValueError:
-        pass
-    try:
-        return seconds(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(
-            f"{text} is not valid: use 0 (one frame) or a duration up to {MAX_SECONDS:g} seconds"
-        ) from None
+    return seconds(text, still=True)
 
 
 def side(text: str) -> int:

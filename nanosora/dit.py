@@ -180,13 +180,13 @@ class SelfAttention(nn.Module):
         self.k_norm = nn.RMSNorm(dim // heads, eps=1e-6)
         self.out = nn.Linear(dim, dim)
 
-    def forward(self, x, rotation, maps: bool = False):  # (B, N, D); maps: also the weights
+    def forward(self, x, rotation, maps: bool = False):
+        """x (B, N, D) -> (output, head-averaged weights if `maps` else None)."""
         q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.heads)
         # norms in fp32 (a no-op without autocast; under bf16 autocast they keep their precision)
         q, k = apply_rope(self.q_norm(q.float()), rotation), apply_rope(self.k_norm(k.float()), rotation)
         o, w = attention_with_map(q, k, v) if maps else (attention(q, k, v), None)
-        o = self.out(rearrange(o, "b h n d -> b n (h d)"))
-        return (o, w) if maps else o
+        return self.out(rearrange(o, "b h n d -> b n (h d)")), w
 
 
 class CrossAttention(nn.Module):
@@ -203,12 +203,13 @@ class CrossAttention(nn.Module):
         k, v = rearrange(self.kv(ctx), "b l (two h d) -> two b h l d", two=2, h=self.heads)
         return self.k_norm(k.float()), v
 
-    def forward(self, x, kv, ctx_mask, maps: bool = False):  # x (B, N, D), kv: keys_values, ctx_mask (B, L)
+    def forward(self, x, kv, ctx_mask, maps: bool = False):
+        """x (B, N, D), kv from keys_values, ctx_mask (B, L) bool -> (output, head-averaged
+        weights if `maps` else None)."""
         q = self.q_norm(rearrange(self.q(x), "b n (h d) -> b h n d", h=self.heads).float())
         m = ctx_mask[:, None, None, :]
         o, w = attention_with_map(q, *kv, mask=m) if maps else (attention(q, *kv, mask=m), None)
-        o = self.out(rearrange(o, "b h n d -> b n (h d)"))
-        return (o, w) if maps else o
+        return self.out(rearrange(o, "b h n d -> b n (h d)")), w
 
 
 class Block(nn.Module):
@@ -225,19 +226,16 @@ class Block(nn.Module):
         self.ada = nn.Linear(d, 6 * d)
 
     def forward(self, x, c, kv, ctx_mask, rotation, maps: bool = False):
-        """kv: (keys, values), or the text tokens. maps: also return the block's attention
-        weights, (self (B, N, N), cross (B, N, L)), each averaged over heads."""
+        """kv: (keys, values), or the text tokens. -> (x, (self (B, N, N), cross (B, N, L))
+        attention weights averaged over heads, each None unless `maps`)."""
         if isinstance(kv, torch.Tensor):
             kv = self.cross.keys_values(kv)
         sh1, sc1, g1, sh2, sc2, g2 = self.ada(F.silu(c)).chunk(6, dim=1)
-        a = self.attn(modulate(self.norm1(x), sh1, sc1), rotation, maps)
-        a, self_map = a if maps else (a, None)
+        a, self_map = self.attn(modulate(self.norm1(x), sh1, sc1), rotation, maps)
         x = x + g1[:, None] * a
-        r = self.cross(self.norm_x(x), kv, ctx_mask, maps)
-        r, cross_map = r if maps else (r, None)
+        r, cross_map = self.cross(self.norm_x(x), kv, ctx_mask, maps)
         x = x + r
-        x = x + g2[:, None] * self.mlp(modulate(self.norm2(x), sh2, sc2))
-        return (x, (self_map, cross_map)) if maps else x
+        return x + g2[:, None] * self.mlp(modulate(self.norm2(x), sh2, sc2)), (self_map, cross_map)
 
 
 def timestep_embedding(t: torch.Tensor, dim: int = 256, max_period: float = 10000.0) -> torch.Tensor:
@@ -386,10 +384,8 @@ class DiT(nn.Module):
                 full = x_tok
                 x_tok = gather_tokens(x_tok, route)  # (B, K, D)
                 rotation = rope_rotation(angles[route][:, None])  # (2, B, 1, K, D/2): per sample
-            x_tok = blk(x_tok, c_vec, kv, text.mask, rotation, maps)
-            if maps:
-                x_tok, m = x_tok
-                block_maps.append(m)
+            x_tok, m = blk(x_tok, c_vec, kv, text.mask, rotation, maps)
+            block_maps.append(m)
             if i == end - 1:  # the routed tokens rejoin as they left
                 x_tok = full.scatter(1, route[..., None].expand(-1, -1, x_tok.shape[-1]), x_tok)
                 rotation = full_rotation

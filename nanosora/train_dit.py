@@ -327,7 +327,6 @@ def grounding_words(dcfg: DiTTrainConfig, source, cfg: DiTConfig):
     with), or None when the objective has none."""
     if not dcfg.grounds:
         return None
-    check_objective(dcfg, source, cfg)
     from transformers import AutoTokenizer
 
     from nanosora import cache, text
@@ -367,6 +366,7 @@ def step_seconds(
     model = DiT(cfg).to(device.device())
     step = torch.compile(model, dynamic=False) if compile else model
     opt = train.adamw(model.parameters(), train.TrainConfig(steps=1, batch=batch))
+    check_objective(dcfg, source, cfg)
     object_words = grounding_words(dcfg, source, cfg)
     times = []
     for i in list(range(steps)) * 2:

@@ -91,7 +91,14 @@ def create_app(
     from nanosora.server.worker import Workers
 
     settings = Settings(
-        Path(data_dir), model_name, api_key, queue_limit, max_upload_mb, max_prompt, steps, tuple(adapters)
+        data_dir=Path(data_dir),
+        model_name=model_name,
+        api_key=api_key,
+        queue_limit=queue_limit,
+        max_upload_mb=max_upload_mb,
+        max_prompt=max_prompt,
+        steps=steps,
+        adapters=tuple(adapters),
     )
     store = Store(settings.data_dir)
     pool = Workers(store, get_model, workers)
