@@ -11,7 +11,9 @@ measured step time. The arms differ only in the objective:
   boxes come from the learned planner (planner.py), trained first (`planner`, else the
   shipped model's), never from the world's parser or physics. Since round 7 the shipped
   model reads layouts, so this is the control on the shipped objective;
-- ground: layout plus the grounding losses (grounding.py; --ground-cross, --ground-self).
+- ground: layout plus the grounding losses (grounding.py; --ground-cross, --ground-self);
+- objects: layout with the flow loss weighted 1 + --object-weight inside the objects' true
+  boxes (grounding.object_weight), for corners and shapes that the background outweighs.
 
 Each is judged on the validation split only (other prompts and seeds than the benchmark's),
 every suite; `--judge DIR` judges a model directory as it is (the shipped baseline).
@@ -29,7 +31,7 @@ from pathlib import Path
 
 from common import recorder
 
-ARMS = ("control", "layout", "ground")
+ARMS = ("control", "layout", "ground", "objects")
 
 
 def judge(model_dir: Path, n: int, long_n: int, oracle: bool = False) -> dict:
@@ -133,6 +135,9 @@ def main() -> None:
         "--ground-cross", type=float, default=0.05, help="the ground arm's cross-attention weight"
     )
     ap.add_argument("--ground-self", type=float, default=0.5, help="the ground arm's self-attention weight")
+    ap.add_argument(
+        "--object-weight", type=float, default=4.0, help="the objects arm's extra weight inside boxes"
+    )
     ap.add_argument("--table", action="store_true", help="print --json's results as a markdown table")
     ap.add_argument(
         "--text-only",
@@ -167,8 +172,10 @@ def main() -> None:
     b = BindingConfig()
     grounded = dataclasses.replace(b, ground_cross=args.ground_cross, ground_self=args.ground_self)
 
+    weighted = dataclasses.replace(b, object_weight=args.object_weight)
+
     def arm_config(arm: str) -> BindingConfig:
-        return grounded if arm == "ground" else b
+        return {"ground": grounded, "objects": weighted}.get(arm, b)
 
     if "planner" in args.arms:
         t0 = time.perf_counter()
@@ -227,6 +234,8 @@ def main() -> None:
         }
         if arm == "ground":
             row["ground"] = {"cross": args.ground_cross, "self": args.ground_self}
+        if arm == "objects":
+            row["object_weight"] = args.object_weight
         row["validation"] = judge(run, args.n, args.long_n)
         record(arm, row)
     for d in args.judge:

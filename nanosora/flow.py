@@ -64,8 +64,9 @@ def noisy(x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> tuple[torch
 def velocity_loss(
     pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Mean squared error on the velocity; `weight` (broadcastable, 0/1) limits it to the frames
-    the model has to generate (conditioning frames are given, not learned)."""
+    """Mean squared error on the velocity, weighted: `weight` (broadcastable, 0 or more) is 0 on
+    the frames the model does not generate (conditioning frames are given, not learned) and
+    may weigh some latents more than others (DiTTrainConfig.object_weight)."""
     se = (pred.float() - target.float()).pow(2)
     if weight is None:
         return se.mean()

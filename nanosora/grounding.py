@@ -100,3 +100,14 @@ def grounding_losses(
     c = torch.stack([cross_loss(x, g) for _, x in maps]).mean()
     s = torch.stack([self_loss(a, g) for a, _ in maps]).mean()
     return c, s
+
+
+def object_weight(layout, latent_shape: tuple[int, ...], weight: float) -> torch.Tensor:
+    """(B, 1, T, h, w): the flow loss's weight on each latent, 1 + weight where an object's
+    box covers it (its share of the latent's cell). The objects are a small part of a frame,
+    so the plain mean over latents is mostly background; the shape's edges and corners, which
+    the scorer reads, get a larger share of the gradient. `layout` is the clip's true layout
+    (layout.Layout, one box per latent frame), whether or not the row was given it."""
+    _, _, t, h, w = latent_shape
+    cov = layout.coverage((t, h, w)).amax(1).clamp(0, 1)  # (B, T*h*w): any object
+    return 1 + weight * cov.view(-1, 1, t, h, w)

@@ -31,6 +31,7 @@ class BindingConfig:
     # grounding losses' weights (grounding.py; DiTTrainConfig's); 0: the layout objective alone
     ground_cross: float = 0.0
     ground_self: float = 0.0
+    object_weight: float = 0.0  # the loss inside objects' boxes weighted 1 + this (DiTTrainConfig's)
     planner_preset: str = "default"
     planner_scenes: int = 16000
     planner_steps: int = 3000
@@ -46,6 +47,7 @@ def objective(b: BindingConfig, cpu_bf16: bool):
         layout_dropout=b.layout_dropout,
         ground_cross=b.ground_cross,
         ground_self=b.ground_self,
+        object_weight=b.object_weight,
     )
 
 

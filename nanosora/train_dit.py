@@ -21,7 +21,7 @@ import torch
 from nanosora import device, dist, flow, modeldir, reference, train
 from nanosora.conditioning import Conditioning
 from nanosora.dit import DiT, DiTConfig, route_indices
-from nanosora.grounding import Grounding, grounding_losses, token_objects
+from nanosora.grounding import Grounding, grounding_losses, object_weight, token_objects
 from nanosora.modelconfig import ModelConfig
 from nanosora.text import pad_tokens
 
@@ -55,6 +55,10 @@ class DiTTrainConfig:
     # attention from one object's box into another's (self). 0: not computed.
     ground_cross: float = 0.0
     ground_self: float = 0.0
+    # the flow loss weighted 1 + object_weight inside the objects' true boxes (a cache with
+    # layouts; grounding.object_weight), so that shapes and corners are not drowned by the
+    # background; 0: the plain mean
+    object_weight: float = 0.0
 
     @property
     def grounds(self) -> bool:
@@ -156,6 +160,13 @@ def check_objective(dcfg: DiTTrainConfig, source, cfg: DiTConfig | None = None) 
     if dcfg.ground_cross < 0 or dcfg.ground_self < 0:
         raise ValueError(
             f"grounding weights (cross {dcfg.ground_cross}, self {dcfg.ground_self}) must be 0 or more"
+        )
+    if dcfg.object_weight < 0:
+        raise ValueError(f"object_weight {dcfg.object_weight} is not valid: use 0 or more")
+    if dcfg.object_weight > 0 and cfg is not None and not cfg.layout:
+        raise ValueError(
+            "object_weight weighs the loss inside each object's true box: it needs a transformer "
+            "that reads layouts (DiTConfig.layout) and a cache with layouts"
         )
     if dcfg.grounds and cfg is not None and not cfg.layout:
         raise ValueError(
@@ -301,11 +312,16 @@ def dit_loss(
     with device.autocast(bt.x_t.device, cfg.cpu_bf16):
         extra = {"maps": True} if grounds else {}  # GuidedDiT and distillation take no maps
         pred = model(bt.x_t, bt.t, bt.text, bt.mask, cond=bt.cond, route=bt.route, **extra)
+    if grounds:
+        pred, maps = pred
+    weight = given_weight(bt.cond.frame_mask)
+    if layout is not None:
+        true = layout if refs is None else layout.prepend_empty(refs.shape[2])
+        if cfg.object_weight > 0:
+            weight = weight * object_weight(true, bt.x_t.shape, cfg.object_weight).to(weight.device)
+    loss = flow.velocity_loss(pred, bt.target, weight)
     if not grounds:
-        return flow.velocity_loss(pred, bt.target, given_weight(bt.cond.frame_mask))
-    pred, maps = pred
-    loss = flow.velocity_loss(pred, bt.target, given_weight(bt.cond.frame_mask))
-    true = layout if refs is None else layout.prepend_empty(refs.shape[2])
+        return loss
     base = dist.unwrap(model)
     grid = base.grid(bt.x_t.shape)
     cov = true.coverage(grid, base.cfg.patch[0]).to(pred.device)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from nanosora.dit import DIT_PRESETS, DiT
-from nanosora.grounding import Grounding, cross_loss, grounding_losses, self_loss, token_objects
+from nanosora.grounding import Grounding, cross_loss, grounding_losses, object_weight, self_loss, token_objects
 from nanosora.layout import Layout
 from nanosora.train_dit import DiTTrainConfig, check_objective, dit_loss
 from tests.helpers import FakeCache
@@ -126,3 +126,34 @@ def test_the_grounding_terms_add_to_the_flow_loss_and_only_with_words():
     no_words = dit_loss(m, lat, text, mask, null, (0, 0, 0), grounded, layout=layout)
     assert with_terms > base + 1e-3
     assert torch.allclose(no_words, base)
+
+
+def test_the_object_weight_is_one_outside_boxes_and_larger_inside_by_coverage():
+    # object 0 covers the left half of frame 0 only; object 1 is out of view throughout
+    boxes = torch.zeros(1, 2, 2, 4)
+    boxes[0, 0, 0] = torch.tensor([0.0, 0.0, 0.5, 1.0])
+    w = object_weight(Layout(torch.zeros(1, 2, 384), boxes), (1, 4, 2, 4, 4), 3.0)
+    assert w.shape == (1, 1, 2, 4, 4)
+    assert torch.all(w[0, 0, 0, :, :2] == 4.0) and torch.all(w[0, 0, 0, :, 2:] == 1.0)
+    assert torch.all(w[0, 0, 1] == 1.0)
+
+
+def test_the_object_weight_moves_the_loss_toward_the_objects_and_needs_a_layout_model():
+    torch.manual_seed(0)
+    m = DiT(LAYOUT_DIT)
+    for p in m.parameters():
+        p.data.normal_(0, 0.2)
+    lat = torch.randn(2, 4, 2, 8, 8)
+    text, mask = torch.randn(2, 6, 384), torch.ones(2, 6, dtype=torch.bool)
+    boxes = torch.tensor([0.0, 0.0, 0.5, 0.5]).expand(2, 1, 2, 4).clone()
+    layout = Layout(torch.randn(2, 1, 384), boxes)
+    null = torch.zeros(3, 384)
+    args = (m, lat, text, mask, null, (0, 0, 0))
+    plain = dit_loss(*args, DiTTrainConfig(text_dropout=0.0), layout=layout)
+    weighted = dit_loss(*args, DiTTrainConfig(text_dropout=0.0, object_weight=1e6), layout=layout)
+    # with a huge weight the loss is the mean over the boxed quarter alone: not the plain mean
+    assert not torch.allclose(weighted, plain, rtol=1e-3)
+    with pytest.raises(ValueError, match="object_weight"):
+        check_objective(DiTTrainConfig(object_weight=-1.0), FakeCache(), DIT_PRESETS["tiny"])
+    with pytest.raises(ValueError, match="layouts"):
+        check_objective(DiTTrainConfig(object_weight=1.0), FakeCache(), DIT_PRESETS["tiny"])
