@@ -126,6 +126,13 @@ def main() -> None:
     ap.add_argument("--long-n", type=int, default=8, help="validation prompts per long suite")
     ap.add_argument("--json", required=True, help="write the results here (merged with what it holds)")
     ap.add_argument("--steps", type=int, help="train this many steps instead (a smoke test)")
+    ap.add_argument(
+        "--match",
+        metavar="ARM=STEPS",
+        help="the control, judged in an earlier run, trained STEPS steps as ARM: give each arm the "
+        "same minutes, STEPS x (ARM's step time / its own), both measured now side by side, so "
+        "that a machine faster or slower than on that day does not change the budget",
+    )
     ap.add_argument("--judge", nargs="*", default=[], help="judge these model directories as they are")
     ap.add_argument("--no-compile", action="store_true", help="train uncompiled")
     ap.add_argument(
@@ -201,15 +208,24 @@ def main() -> None:
 
     source = LatentCache(args.cache)
     times = {}
+    ref, ref_steps = None, 0
+    if args.match:
+        ref, _, n = args.match.partition("=")
+        if ref not in ARMS or not n.isdigit():
+            ap.error(f"--match {args.match!r}: use ARM=STEPS with ARM one of {', '.join(ARMS)}")
+        ref_steps = int(n)
     if not args.steps:  # in turns, in one process, before any training
-        for arm in arms:
+        for arm in ([ref] if ref and ref not in arms else []) + arms:
             cfg = dataclasses.replace(base.dit, layout=arm != "control")
             times[arm] = step_seconds(
                 cfg, source, b.batch, objective(arm_config(arm), bf16), compile=compile, steps=24
             )
             print(f"{arm}: {times[arm]:.3f} s per step", flush=True)
     for arm in arms:
-        steps = args.steps or int(args.minutes * 60 / times[arm])
+        if args.match and not args.steps:
+            steps = round(ref_steps * times[ref] / times[arm])
+        else:
+            steps = args.steps or int(args.minutes * 60 / times[arm])
         t0 = time.perf_counter()
         run = out / f"run_{arm}"
         planner = out / "planner" / "planner.safetensors"
@@ -232,6 +248,8 @@ def main() -> None:
             "train_minutes": round(took / 60, 2),
             "bf16": bf16,
         }
+        if args.match:
+            row["matched"] = {"arm": ref, "steps": ref_steps, "step_seconds": round(times[ref], 4)}
         if arm == "ground":
             row["ground"] = {"cross": args.ground_cross, "self": args.ground_self}
         if arm == "objects":
