@@ -7,7 +7,14 @@ import pytest
 import torch
 
 from nanosora.dit import DIT_PRESETS, DiT
-from nanosora.grounding import Grounding, cross_loss, grounding_losses, object_weight, self_loss, token_objects
+from nanosora.grounding import (
+    Grounding,
+    cross_loss,
+    grounding_losses,
+    object_weight,
+    self_loss,
+    token_objects,
+)
 from nanosora.layout import Layout
 from nanosora.train_dit import DiTTrainConfig, check_objective, dit_loss
 from tests.helpers import FakeCache
