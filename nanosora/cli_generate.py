@@ -1,7 +1,8 @@
 """The `generate` command (the parser lives in cli.py): one video, or a batch from JSONL.
 
-A single command and a batch line become the same request (`job_request`: a
-request.GenerationRequest), every one checked and its inputs read before the model loads.
+A command's options (`request_of`, in Model.generate's keywords) and a batch line (the
+request's own JSON, as the server stores it) become the same request.GenerationRequest, every
+one checked and its files read (request_media) before the model loads.
 """
 
 from __future__ import annotations
@@ -38,12 +39,19 @@ The prompt is expanded into a detailed caption like those the model was trained 
 Flatland model has words for, and the prompt grammar: docs/prompts.md.
 Outputs: .mp4, .gif, .png (contact sheet), or a folder ending in / (PNG frames)."""
 
-# Keys a batch line may hold, and the option each mirrors.
-JOB_KEYS = {
-    "name", "prompt", "width", "height", "seconds", "fps", "seed", "steps", "guidance",
-    "guidance_until", "negative_prompt", "image", "image_frame", "extend", "backward", "loop", "connect",
-    "edit", "strength", "shots", "cond_guidance", "expand", "two_pass_guidance", "after", "layout",
-}  # fmt: skip
+# The keys of batch lines written before a batch line was the request's own JSON, and what
+# each is now: said when an old line is read, rather than "unknown key".
+OLD_KEYS = {
+    "steps": '"sampling": {"steps": N}',
+    "guidance": '"sampling": {"guidance": G}',
+    "guidance_until": '"sampling": {"guidance_until": T}',
+    "cond_guidance": '"sampling": {"cond_guidance": G}',
+    "two_pass_guidance": '"sampling": {"one_pass_guidance": false}',
+    "extend": '"mode": "extend", "video": FILE',
+    "backward": '"direction": "backward" (with "mode": "extend")',
+    "edit": '"mode": "edit", "video": FILE, "strength": S',
+    "loop": '"mode": "loop"',
+}
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
@@ -176,80 +184,12 @@ def add_generate(sub, side, fps, positive_int) -> None:
     g.set_defaults(func=cmd_generate)
 
 
-def _read_inputs(job: dict, base: Path) -> dict:
-    """Read every file a job names (errors name the file), before any model is loaded."""
-    from nanosora import video
-
-    def path(p):
-        return str(Path(p) if Path(p).is_absolute() else base / p)
-
-    out = {}
-    if job.get("image") is not None:
-        out["image"] = video.read_image(path(job["image"]))
-    for key in ("extend", "edit"):
-        if job.get(key) is not None:
-            out["video"] = video.read(path(job[key])).frames
-    if job.get("connect") is not None:
-        c = job["connect"]
-        if not isinstance(c, list) or len(c) != 2:
-            raise ValueError(f"connect takes two videos [a, b], got {c!r}")
-        out["connect"] = tuple(video.read(path(p)).frames for p in c)
-
-    def json_file(value, what: str):
-        """A value a job gives inline, or the path of a JSON file holding it."""
-        if not isinstance(value, str):
-            return value
-        try:
-            return json.loads(Path(path(value)).read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise ValueError(f"{value}: not a readable JSON {what} ({e})") from None
-
-    if job.get("shots") is not None:
-        shots = json_file(job["shots"], "list of shots")
-        if not isinstance(shots, list):
-            raise ValueError('shots must be a JSON list like [{"prompt": "...", "seconds": 2}, ...]')
-        out["shots"] = shots
-    if job.get("layout") is not None:
-        out["layout"] = json_file(job["layout"], "layout")
-    if job.get("after") is not None:
-        clip = video.read(path(job["after"]))
-        out["after"] = clip.frames
-        # what it showed: its prompts (a shot list's every prompt) after the story it followed
-        prompt = clip.metadata.get("prompt")
-        said = prompt if isinstance(prompt, list) else [prompt] if isinstance(prompt, str) else []
-        out["story"] = [*clip.metadata.get("story", []), *said]
-    return out
-
-
-def job_request(job: dict, base: Path = Path(".")) -> GenerationRequest:
-    """A request as the CLI takes it (a batch line, or the options of one command), its files
-    read and every value checked, before any model is loaded."""
-    unknown = set(job) - JOB_KEYS
-    if unknown:
-        raise ValueError(f"unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(JOB_KEYS))}")
-    if not job.get("prompt") and job.get("shots") is None:
-        raise ValueError("a prompt is needed (or shots)")
-    if job.get("strength") is not None and job.get("edit") is None:
-        raise ValueError("strength goes with edit (a video to remake)")
-    if job.get("backward") and job.get("extend") is None:
-        raise ValueError("backward goes with extend (a video to continue)")
-    same = ("width", "height", "seconds", "fps", "seed", "steps", "guidance", "negative_prompt")
-    kw = {k: job[k] for k in same + ("image_frame", "cond_guidance", "guidance_until") if k in job}
-    kw.update(
-        prompt=job.get("prompt") or "",
-        expand=bool(job.get("expand", True)),
-        loop=bool(job.get("loop", False)),
-        one_pass_guidance=not job.get("two_pass_guidance", False),
-    )
-    if job.get("extend") is not None:
-        kw["extend"] = "backward" if job.get("backward") else "forward"
-    if job.get("edit") is not None:
-        kw["strength"] = job["strength"] if job.get("strength") is not None else DEFAULT_STRENGTH
-    kw.update(_read_inputs(job, base))
+def json_file(path: str, what: str):
+    """The JSON a file holds (--shots, --layout), with an error naming the file."""
     try:
-        return GenerationRequest.from_kwargs(**kw)
-    except TypeError as e:  # a value of the wrong type in a batch line
-        raise ValueError(str(e)) from None
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not a readable JSON {what} ({e})") from None
 
 
 def _size(side):
@@ -264,38 +204,75 @@ def _size(side):
     return parse
 
 
-def _args_job(args: argparse.Namespace) -> dict:
+def request_of(args: argparse.Namespace) -> GenerationRequest:
+    """The request the options describe, in Model.generate's keywords, its files read: every
+    value checked before any model is loaded."""
+    from nanosora.request_media import read_media
+
     if args.size is not None:
         if args.width is not None or args.height is not None:
             raise ValueError("give --size or --width/--height, not both")
         args.width, args.height = args.size
-    job = {
-        "prompt": args.prompt,
+    if not args.prompt and args.shots is None:
+        raise ValueError("a prompt is needed (or --shots)")
+    if args.strength is not None and args.edit is None:
+        raise ValueError("--strength goes with --edit (a video to remake)")
+    if args.backward and args.extend is None:
+        raise ValueError("--backward goes with --extend (a video to continue)")
+    if args.extend is not None and args.edit is not None:
+        raise ValueError("choose one mode, not extend and edit")
+    given = {
         "width": args.width,
         "height": args.height,
         "seconds": args.seconds,
         "fps": args.fps,
-        "seed": args.seed,
         "steps": args.steps,
         "guidance": args.guidance,
         "guidance_until": args.guidance_until,
         "cond_guidance": args.cond_guidance,
-        "negative_prompt": args.negative_prompt,
-        "expand": not args.no_expand,
-        "two_pass_guidance": args.two_pass_guidance,
-        "image": args.image,
-        "image_frame": args.image_frame,
-        "extend": args.extend,
-        "backward": args.backward,
-        "loop": args.loop,
-        "connect": list(args.connect) if args.connect else None,
-        "edit": args.edit,
-        "strength": args.strength,
-        "shots": args.shots,
+        "shots": json_file(args.shots, "list of shots") if args.shots else None,
+        "layout": json_file(args.layout, "layout") if args.layout else None,
         "after": args.after,
-        "layout": args.layout,
     }
-    return {k: v for k, v in job.items() if v is not None}
+    req = GenerationRequest.from_kwargs(
+        args.prompt or "",
+        seed=args.seed,
+        negative_prompt=args.negative_prompt,
+        expand=not args.no_expand,
+        one_pass_guidance=not args.two_pass_guidance,
+        image=args.image,
+        image_frame=args.image_frame,
+        video=args.extend or args.edit,
+        extend=("backward" if args.backward else "forward") if args.extend else None,
+        strength=(DEFAULT_STRENGTH if args.strength is None else args.strength) if args.edit else None,
+        connect=tuple(args.connect) if args.connect else None,
+        loop=args.loop,
+        **{k: v for k, v in given.items() if v is not None},
+    )
+    return read_media(req)
+
+
+def batch_request(job: dict, base: Path) -> GenerationRequest:
+    """A batch line (the request's JSON, media by path relative to the batch file), its files
+    read."""
+    from nanosora.request_media import read_media
+
+    old = [k for k in job if k in OLD_KEYS]
+    if old:
+        raise ValueError(
+            "a batch line is the request's JSON (as docs/usage.md shows): "
+            + "; ".join(f"{k} is now {OLD_KEYS[k]}" for k in old)
+        )
+    if not job.get("prompt") and not job.get("shots"):
+        raise ValueError("a prompt is needed (or shots)")
+    media = [k for k in ("image", "video", "connect", "shots") if job.get(k)]
+    if media and "mode" not in job:
+        modes = {"image": "image or loop", "video": "extend or edit", "connect": "connect", "shots": "shots"}
+        raise ValueError(f'a line with {media[0]} says its "mode" ({modes[media[0]]})')
+    try:
+        return read_media(GenerationRequest.from_json(job), base)
+    except TypeError as e:  # a value of the wrong type, or an unknown key inside sampling
+        raise ValueError(str(e)) from None
 
 
 def read_batch(path: str | Path) -> list[tuple[str, GenerationRequest]]:
@@ -326,8 +303,9 @@ def read_batch(path: str | Path) -> list[tuple[str, GenerationRequest]]:
         if name in names:
             raise ValueError(f"{path} line {i}: name {name!r} is used twice")
         names.add(name)
+        job.pop("name", None)
         try:
-            jobs.append((name, job_request(job, path.parent)))
+            jobs.append((name, batch_request(job, path.parent)))
         except ValueError as e:
             raise ValueError(f"{path} line {i}: {e}") from None
     if not jobs:
@@ -354,7 +332,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             raise ValueError("-o/--output is required (or --batch FILE --out-dir DIR)")
         check_output(args.output)
         out = Path(args.output) if not args.output.endswith("/") else args.output
-        jobs = [(out, job_request(_args_job(args)))]
+        jobs = [(out, request_of(args))]
     model = load(args.model, int8=args.int8, compile=args.compile, bf16=args.bf16, lora=args.lora)
     # said once per job, before its sampling starts, rather than as a Python warning after it
     warnings.simplefilter("ignore", vocabulary.UnknownWordsWarning)

@@ -32,9 +32,12 @@ def commands(name: str) -> list[tuple[str, list[str]]]:
 
 
 def echoed(doc: str) -> dict[str, str]:
-    """The files a document writes with `echo '...' > NAME`, by name."""
+    """The files a document writes with `echo '...' > NAME` (and adds to with `>> NAME`)."""
     text = (ROOT / doc if doc == "README.md" else ROOT / "docs" / doc).read_text()
-    return {m[1]: m[0] for m in re.findall(r"^echo '(.*)' > (\S+)", text, flags=re.M)}
+    files: dict[str, str] = {}
+    for line, op, name in re.findall(r"^echo '(.*)' (>>?) (\S+)", text, flags=re.M):
+        files[name] = files[name] + "\n" + line if op == ">>" and name in files else line
+    return files
 
 
 def flag(args: list[str], name: str, default: str) -> str:
@@ -65,8 +68,10 @@ def test_generate_prompts_are_read_whole(doc, args):
     from nanosora.model import load
 
     if "--batch" in args:  # a job per line of a file the document writes
-        for line in echoed(doc)[flag(args, "--batch", "")].splitlines():
-            test_generate_prompts_are_read_whole(doc, [json.loads(line)["prompt"]])
+        for line in map(json.loads, echoed(doc)[flag(args, "--batch", "")].splitlines()):
+            mode = line.get("mode", "text")  # a mode that starts from frames is not expanded alone
+            given = [f"--{mode}", "x"] if f"--{mode}" in FROM_FRAMES else []
+            test_generate_prompts_are_read_whole(doc, [line["prompt"], *given])
         return
     shots = json.loads(echoed(doc)[flag(args, "--shots", "")]) if "--shots" in args else []
     prompts = [s["prompt"] for s in shots] or [args[0]]
@@ -81,6 +86,27 @@ def test_generate_prompts_are_read_whole(doc, args):
         captions = expand.expand_shots(prompts, [seconds] * len(prompts), aspect, seed)
     for p, c in zip(prompts, captions, strict=True):
         assert c != p and re.match(r"(In the \w+ shot, )?[Oo]n a", c), (doc, p, c)
+
+
+BATCHES = [(d, a) for d, a in GENERATES if "--batch" in a]
+
+
+@pytest.mark.parametrize(("doc", "args"), BATCHES, ids=[d for d, _ in BATCHES])
+def test_documented_batch_files_are_requests_read_before_any_model(tmp_path, monkeypatch, doc, args):
+    import numpy as np
+
+    from nanosora.cli_generate import read_batch
+
+    monkeypatch.chdir(tmp_path)
+    video.Video(np.zeros((17, 64, 64, 3), np.uint8), 8, {}).save("red.mp4")  # the README's first clip
+    Path("jobs.jsonl").write_text(echoed(doc)[flag(args, "--batch", "")])
+    jobs = read_batch("jobs.jsonl")
+    lines = [json.loads(line) for line in Path("jobs.jsonl").read_text().splitlines()]
+    assert [r.prompt for _, r in jobs] == [line["prompt"] for line in lines]
+    assert [r.mode for _, r in jobs] == [line.get("mode", "text") for line in lines]
+    for (_, r), line in zip(jobs, lines, strict=True):
+        if "video" in line:
+            assert r.video.shape == (17, 64, 64, 3)  # read, not a path
 
 
 PAN = "a crimson ball rolling to the right, the camera pans left"  # cannot stay in view 4 s

@@ -253,10 +253,19 @@ def test_cli_batch_writes_every_job(model_dir, tmp_path):
     jobs = tmp_path / "jobs.jsonl"
     jobs.write_text(
         json.dumps(
-            {"name": "one", "prompt": "a red circle", "seconds": 1, "width": 32, "height": 32, "steps": 1}
+            {
+                "name": "one",
+                "prompt": "a red circle",
+                "seconds": 1,
+                "width": 32,
+                "height": 32,
+                "sampling": {"steps": 1},
+            }
         )
         + "\n\n"
-        + json.dumps({"name": "two.gif", "prompt": "a blue square", "seconds": 0, "seed": 2, "steps": 1})
+        + json.dumps(
+            {"name": "two.gif", "prompt": "a blue square", "seconds": 0, "seed": 2, "sampling": {"steps": 1}}
+        )
         + "\n"
     )
     out = tmp_path / "out" / "new"  # made once every job has been checked
@@ -268,11 +277,11 @@ def test_cli_batch_writes_every_job(model_dir, tmp_path):
 @pytest.mark.parametrize(
     "lines, message",
     [
-        (['{"prompt": "a", "colour": 1}'], "unknown key"),
+        (['{"prompt": "a", "colour": 1}'], "unknown request key"),
         (['{"prompt": "a", "name": "../x"}'], "not valid"),
         (['{"prompt": "a", "name": "x"}', '{"prompt": "b", "name": "x"}'], "used twice"),
         (["not json"], "line 1: not valid JSON"),
-        (['{"prompt": "a", "image": "missing.png"}'], "missing.png"),
+        (['{"prompt": "a", "mode": "image", "image": "missing.png"}'], "missing.png"),
         (['{"name": "x"}'], "a prompt is needed"),
         ([], "no jobs"),
     ],
@@ -296,7 +305,7 @@ def test_cli_batch_refuses_bad_files_before_loading(tmp_path, capsys, lines, mes
         (["a", "-o", "x.mp4", "--guidance", "-2"], "guidance"),
         (["a", "-o", "x.mp4", "--guidance-until", "2"], "guidance-until 2 is not valid"),
         (["a", "-o", "x.mp4", "--image", "nope.png"], "nope.png"),
-        (["a", "-o", "x.mp4", "--strength", "0.5"], "strength goes with edit"),
+        (["a", "-o", "x.mp4", "--strength", "0.5"], "--strength goes with --edit"),
         (["a"], "-o/--output is required"),
     ],
 )

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from nanosora.cli_generate import job_request
+from nanosora.cli_generate import batch_request
 from nanosora.request import DEFAULT_STRENGTH, GenerationRequest, Sampling, Shot
 
 CLIP = np.zeros((5, 16, 16, 3), np.uint8)
@@ -115,12 +115,33 @@ def test_a_stored_request_comes_back_unchanged():
         GenerationRequest.from_json({"prompt": "a", "input": "x.png"})
 
 
-def test_a_batch_line_makes_the_request_the_python_keywords_make(tmp_path):
-    line = {"prompt": "a red circle moves right", "seconds": 3, "seed": 4, "steps": 5, "loop": True}
-    assert job_request(line, tmp_path) == GenerationRequest.from_kwargs(
-        "a red circle moves right", seconds=3, seed=4, steps=5, loop=True
-    )
-    with pytest.raises(ValueError, match="strength goes with edit"):
-        job_request({"prompt": "a", "strength": 0.5})
+def test_a_batch_line_is_the_requests_own_json(tmp_path):
+    r = GenerationRequest.from_kwargs("a red circle moves right", seconds=3, seed=4, steps=5, loop=True)
+    line = json.loads(json.dumps(r.to_json()))
+    assert batch_request(line, tmp_path) == r
+    assert batch_request({"prompt": "a", "sampling": {"steps": 5}}, tmp_path).sampling.steps == 5
+    with pytest.raises(ValueError, match="steps is now .sampling"):
+        batch_request({"prompt": "a", "steps": 5}, tmp_path)
+    with pytest.raises(ValueError, match="extend is now .mode.: .extend"):
+        batch_request({"prompt": "a", "extend": "x.mp4"}, tmp_path)
+    with pytest.raises(ValueError, match="says its .mode. .image or loop"):
+        batch_request({"prompt": "a", "image": "x.png"}, tmp_path)
     with pytest.raises(ValueError, match="a prompt is needed"):
-        job_request({"seconds": 2})
+        batch_request({"seconds": 2}, tmp_path)
+    with pytest.raises(ValueError, match="colour"):
+        batch_request({"prompt": "a", "sampling": {"colour": 1}}, tmp_path)
+
+
+def test_media_named_by_path_are_read_relative_to_the_batch_file(tmp_path):
+    from nanosora import video
+    from nanosora.request_media import read_media
+
+    clip = np.zeros((5, 32, 32, 3), np.uint8)
+    clip[:, 8:16, 8:16] = 255
+    video.Video(clip, 8, {"prompt": "a white square"}).save(tmp_path / "a.mp4")
+    req = batch_request({"prompt": "it moves", "mode": "extend", "video": "a.mp4"}, tmp_path)
+    assert req.video.shape == (5, 32, 32, 3)
+    after = read_media(GenerationRequest(prompt="the white square spins", after="a.mp4"), tmp_path)
+    assert after.after.shape[0] == 5 and after.story == ("a white square",)
+    with pytest.raises(ValueError, match="missing.mp4"):
+        batch_request({"prompt": "a", "mode": "edit", "video": "missing.mp4"}, tmp_path)
