@@ -22,61 +22,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nanosora import __version__, expand, guided, modeldir, pipeline, timeline, vocabulary
+from nanosora import __version__, expand, guided, modeldir, modes, pipeline, vocabulary
 from nanosora.modelconfig import ModelConfig
+from nanosora.modes import as_frames, resize
 from nanosora.request import GenerationRequest, frames_for
 from nanosora.timeline import Timeline
-from nanosora.vae import check_size
 from nanosora.video import Video
 
 
 def default_model_path() -> Path:
     return Path(__file__).resolve().parent.parent / "models" / "default"
-
-
-def as_frames(x, what: str) -> np.ndarray:
-    """A path, Video, PIL image or uint8 array -> uint8 (T, H, W, 3)."""
-    from nanosora import video
-
-    if isinstance(x, (str, Path)):
-        return video.read(x).frames
-    if isinstance(x, Video):
-        return x.frames
-    if hasattr(x, "convert"):  # a PIL image
-        return np.asarray(x.convert("RGB"))[None]
-    a = np.asarray(x)
-    if a.ndim == 3:
-        a = a[None]
-    if a.ndim != 4 or a.shape[-1] != 3 or a.dtype != np.uint8 or not len(a):
-        raise ValueError(
-            f"{what} must be a file path, a PIL image or a uint8 array (H, W, 3) or (T, H, W, 3); "
-            f"got {a.dtype} {a.shape}"
-        )
-    return a
-
-
-def resize(frames: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Every frame resized to width x height (no-op when it already is)."""
-    from PIL import Image
-
-    if frames.shape[1:3] == (height, width):
-        return frames
-    return np.stack([np.asarray(Image.fromarray(f).resize((width, height), Image.BICUBIC)) for f in frames])
-
-
-def resolve_size(width: int | None, height: int | None, ref: np.ndarray | None) -> tuple[int, int]:
-    """The output size: as asked; else that of the given image or video, rounded to multiples
-    of 16; else 64x64."""
-
-    def snap(v):
-        return max(16, 16 * round(v / 16))
-
-    if ref is not None:
-        width = width or snap(ref.shape[2])
-        height = height or snap(ref.shape[1])
-    width, height = width or 64, height or 64
-    check_size(height, width, 16)
-    return width, height
 
 
 def adapter_specs(lora) -> dict[str, tuple[str, float]]:
@@ -241,22 +196,10 @@ class Model:
                 plan_from=plan_from,
             )
 
-        ref = None
-        if mode == "image" or (mode == "loop" and req.image is not None):
-            ref = as_frames(req.image, "image")[:1]
-        elif mode in ("extend", "edit"):
-            ref = as_frames(req.video, "video")
-        elif mode == "connect":
-            ref = as_frames(req.connect[0], "the first video of connect")
-        width, height = resolve_size(req.width, req.height, ref)
-        if ref is not None:
-            ref = resize(ref, width, height)
+        g = modes.given(req, fps)
+        ref, width, height = g.ref, g.width, g.height
         # what came before the cut: its last frame shows who is in the world (reference.py)
         before = None if req.after is None else resize(as_frames(req.after, "after")[-1:], width, height)
-        new = req.frames
-        if new is None:
-            starts = mode in ("text", "image", "loop")
-            new = frames_for(req.length, fps) if starts else int(round(req.length * fps))
         if mode == "shots":
             secs = [s.seconds for s in req.shots]
             prompts = [s.prompt for s in req.shots]
@@ -277,39 +220,17 @@ class Model:
                 plans.append((plan, len(parts[-1])))
             out = np.concatenate(parts)
         else:
-            secs = new / fps or 1.0 / fps
+            secs = g.new / fps or 1.0 / fps
             cap = noted(self.caption, req, ref, secs, width / height) if req.expand else req.prompt
             captions = [cap]
             text = self.encode_text([cap])
             # the caption's time starts where its frames do: after the frames an extension or
-            # a connect continues (a backward extension's new frames come before its caption's
-            # start, where a plan has nothing to say: they follow the text alone)
-            plan = (
-                None
-                if mode == "extend" and req.direction == "backward"
-                else self.plan(cap, width / height, secs)
-            )
+            # a connect continues (modes.Mode.planned says where a plan has nothing to say)
+            built = modes.MODES[mode]
+            plan = self.plan(cap, width / height, secs) if built.planned(req) else None
             if req.layout is not None:
                 plan = self.user_plan(req.layout, plan)
-            if mode == "connect":
-                b = resize(as_frames(req.connect[1], "the second video of connect"), width, height)
-                tl, head, tail = timeline.connect_timeline(ref, b, new)
-                k = len(ref) - len(head) - 1
-                out = np.concatenate([head, fill(tl, text, plan=plan, plan_from=k), tail])
-            elif mode == "extend":
-                tl = timeline.extend_timeline(ref, new, backward=req.direction == "backward")
-                out = fill(tl, text, plan=plan, plan_from=len(ref) - 1)
-            elif mode == "edit":
-                tl = Timeline.blank(len(ref), height, width)
-                tl.init = ref
-                out = fill(tl, text, strength=req.strength, plan=plan)
-            else:
-                tl = Timeline.blank(new, height, width)
-                if ref is not None:
-                    tl.put(req.image_frame, ref)
-                out = fill(tl, text, plan=plan)
-                if mode == "loop":
-                    out = fill(timeline.loop_timeline(out), text, plan=plan)[: len(out)]
+            out = built.build(req, g, functools.partial(fill, text=text, plan=plan))
             plans.append((plan, len(out)))
         meta = {
             "generator": f"nanosora {__version__}",
