@@ -4,7 +4,13 @@
     DIR/cache   Flatland clips encoded once: latents and caption embeddings
     DIR/model   the transformer's run; at the end a complete model directory
     DIR/time    with a time stage (Recipe.time_minutes): the transformer fine-tuned with
-                reference frames (reference.py), then the recipe's model directory
+                reference frames (reference.py)
+    DIR/binding with a binding stage (Recipe.binding_steps): the transformer fine-tuned to
+                follow per-object layouts, and their planner (train_binding.py)
+    DIR/ground  with a grounding stage (Recipe.ground_steps): the layout model fine-tuned
+                with grounding losses (grounding.py)
+
+The last stage's folder is the recipe's model directory.
 
 Every stage resumes: rerunning the command after an interruption continues where it
 stopped (checkpoints for training, finished shards for the cache). The held-out
@@ -82,12 +88,16 @@ class Recipe:
     binding_steps: int = 891
     binding_lr: float = 2e-4
     binding_layout_dropout: float = 0.2
-    # the binding stage's grounding losses (grounding.py; round 8): weights of the
-    # cross-attention and self-attention terms, 0 for none
-    binding_ground_cross: float = 0.0
-    binding_ground_self: float = 0.0
     planner_scenes: int = 16000
     planner_steps: int = 3000
+    # World model v3 (docs/world-model-v2.md, round 9): a stage after binding fine-tunes the
+    # layout model for ground_steps more with the grounding losses (grounding.py): the
+    # cross-attention term ties each object's words to its box; the self-attention term,
+    # which pulls apart the tokens where objects meet, is off. The binding stage's planner
+    # is kept. 0: no such stage.
+    ground_steps: int = 0
+    ground_cross: float = 0.05
+    ground_self: float = 0.0
     seed: int = 0
 
 
@@ -110,6 +120,7 @@ RECIPES: dict[str, Recipe] = {
         dit_compile=False,  # compiling would take longer than the tiny run itself
         total_minutes=None,
         binding_steps=2,
+        ground_steps=2,
         planner_scenes=16,
         planner_steps=4,
     ),
@@ -271,14 +282,12 @@ def run(name: str, out: str | Path, progress: bool = True, log=print) -> Path:
         from nanosora.train_binding import BindingConfig, train_binding
 
         t = time.perf_counter()
-        log(f"[last] binding: {r.binding_steps} steps with layouts, and the planner -> {out / 'binding'}")
+        log(f"[binding] {r.binding_steps} steps with layouts, and the planner -> {out / 'binding'}")
         b = BindingConfig(
             steps=r.binding_steps,
             batch=r.dit_batch,
             lr=r.binding_lr,
             layout_dropout=r.binding_layout_dropout,
-            ground_cross=r.binding_ground_cross,
-            ground_self=r.binding_ground_self,
             planner_scenes=r.planner_scenes,
             planner_steps=r.planner_steps,
             seed=r.seed + 1,  # as the binding ablation ran it
@@ -286,6 +295,22 @@ def run(name: str, out: str | Path, progress: bool = True, log=print) -> Path:
         model = train_binding(model, out / "binding", lc, b, dit_cfg.cpu_bf16, compile_dit, progress)
         times["binding_s"] = time.perf_counter() - t
         _spent(out, "binding_s", times["binding_s"])
+    if r.binding_steps and r.ground_steps:
+        t = time.perf_counter()
+        log(f"[grounding] {r.ground_steps} steps with grounding losses -> {out / 'ground'}")
+        g = BindingConfig(
+            steps=r.ground_steps,
+            batch=r.dit_batch,
+            lr=r.binding_lr,
+            layout_dropout=r.binding_layout_dropout,
+            ground_cross=r.ground_cross,
+            ground_self=r.ground_self,
+            seed=r.seed + 1,  # as the round-9 arm ran it
+        )
+        planner = model / "planner.safetensors"
+        model = train_binding(model, out / "ground", lc, g, dit_cfg.cpu_bf16, compile_dit, progress, planner)
+        times["ground_s"] = time.perf_counter() - t
+        _spent(out, "ground_s", times["ground_s"])
     spent = ", ".join(f"{k[:-2]} {v / 60:.1f} min" for k, v in times.items())
     log(f"stage wall times (this invocation): {spent}")
     return model

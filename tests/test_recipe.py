@@ -17,13 +17,16 @@ def test_tiny_recipe_makes_a_model_and_a_rerun_changes_nothing(tmp_path, monkeyp
 
     monkeypatch.setattr(recipe.cache, "build", spy)
     model_dir = recipe.run("tiny", tmp_path, progress=False, log=lambda *_: None)
-    assert model_dir == tmp_path / "binding"  # the last stage's: layouts and their planner
+    assert model_dir == tmp_path / "ground"  # the last stage's: the layout model grounded
     # the cache, and so the transformer, never sees the benchmark's held-out combinations
     assert exclusions() and sources[0].exclude == exclusions()
     cfg = json.loads((model_dir / "config.json").read_text())
     r = recipe.RECIPES["tiny"]
-    assert cfg["training"]["dit_train_before"]["step"] == r.dit_steps
-    assert cfg["training"]["dit_train"]["step"] == r.binding_steps
+    # the grounding stage continued the binding stage's transformer with its losses on
+    assert cfg["training"]["dit_train_before"]["step"] == r.binding_steps
+    assert cfg["training"]["dit_train"]["step"] == r.ground_steps
+    objective = cfg["training"]["dit_train"]["objective"]
+    assert (objective["ground_cross"], objective["ground_self"]) == (r.ground_cross, r.ground_self) != (0, 0)
     assert cfg["recipe"]["dit_steps"] == r.dit_steps
     assert cfg["dit"]["layout"] and cfg["planner"] and (model_dir / "planner.safetensors").is_file()
     # the autoencoder stage runs in bf16 only if the recipe asks and the CPU has it natively
