@@ -298,14 +298,9 @@ def run(name: str, out: str | Path, progress: bool = True, log=print) -> Path:
     if r.binding_steps and r.ground_steps:
         t = time.perf_counter()
         log(f"[grounding] {r.ground_steps} steps with grounding losses -> {out / 'ground'}")
-        g = BindingConfig(
-            steps=r.ground_steps,
-            batch=r.dit_batch,
-            lr=r.binding_lr,
-            layout_dropout=r.binding_layout_dropout,
-            ground_cross=r.ground_cross,
-            ground_self=r.ground_self,
-            seed=r.seed + 1,  # as the round-9 arm ran it
+        # the binding stage's settings (and seed, as the round-9 arm ran it), its losses on
+        g = dataclasses.replace(
+            b, steps=r.ground_steps, ground_cross=r.ground_cross, ground_self=r.ground_self
         )
         planner = model / "planner.safetensors"
         model = train_binding(model, out / "ground", lc, g, dit_cfg.cpu_bf16, compile_dit, progress, planner)
