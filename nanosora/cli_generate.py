@@ -18,7 +18,7 @@ from nanosora import vocabulary
 from nanosora.cli_args import add_threads
 from nanosora.config import DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_UNTIL, DEFAULT_STEPS
 from nanosora.expand import ExpansionWarning
-from nanosora.request import DEFAULT_STRENGTH, MAX_SECONDS, GenerationRequest
+from nanosora.request import DEFAULT_STRENGTH, MAX_GUIDANCE, MAX_SECONDS, GenerationRequest
 
 EPILOG = """examples:
   nanosora generate "a red circle moves right" -o red.mp4
@@ -100,7 +100,7 @@ def add_generate(sub, side, fps, positive_int) -> None:
     )
     g.add_argument(
         "--guidance",
-        type=_number(float, 0, 30, "guidance"),
+        type=_number(float, 0, MAX_GUIDANCE, "guidance"),
         default=DEFAULT_GUIDANCE,
         help=f"text guidance (default {DEFAULT_GUIDANCE:g})",
     )
@@ -121,7 +121,7 @@ def add_generate(sub, side, fps, positive_int) -> None:
     )
     g.add_argument(
         "--cond-guidance",
-        type=_number(float, 0, 30, "cond guidance"),
+        type=_number(float, 0, MAX_GUIDANCE, "cond guidance"),
         default=1.0,
         help="guidance towards given frames in image/video modes (default 1)",
     )

@@ -240,7 +240,6 @@ def cmd_train_dit(args: argparse.Namespace) -> int:
         text=cache.text_config(source),
         runs=vae_cfg.training,
         name=out.name,
-        fps=8,
         window=cache.WINDOW,
         trained_on=modelconfig.FLATLAND if args.cache or args.data == "flatland" else Path(args.data).name,
     )

@@ -251,7 +251,6 @@ def run(name: str, out: str | Path, progress: bool = True, log=print) -> Path:
         modeldir.read_config(out / "vae"),
         name=name,
         text=cache.text_config(lc),
-        fps=8,
         window=cache.WINDOW,
         recipe=to_dict(r),
     )

@@ -36,6 +36,8 @@ DEFAULT_STRENGTH = 0.6
 DIRECTIONS = ("forward", "backward")
 # the frame-count limit when the model's fps is not known yet (every shipped model's)
 DEFAULT_FPS = 8
+# text guidance past this only saturates colours; every surface refuses more
+MAX_GUIDANCE = 30.0
 
 
 def _number(v: Any, what: str, lo: float, hi: float | None = None, lo_open: bool = False) -> None:
@@ -66,8 +68,8 @@ class Sampling:
     def __post_init__(self):
         if not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps < 1:
             raise ValueError(f"steps {self.steps!r} is not valid: use a whole number, 1 or more")
-        _number(self.guidance, "guidance", 0)
-        _number(self.cond_guidance, "cond_guidance", 0)
+        _number(self.guidance, "guidance", 0, MAX_GUIDANCE)
+        _number(self.cond_guidance, "cond_guidance", 0, MAX_GUIDANCE)
         _number(self.guidance_until, "guidance-until", 0, 1)
 
 

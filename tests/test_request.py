@@ -55,6 +55,8 @@ def test_keywords_are_gathered_into_the_request():
         (dict(frames=0), "frames 0 is not valid"),
         (dict(steps=0), "steps 0 is not valid"),
         (dict(guidance=-1), "guidance -1 is not valid"),
+        (dict(guidance=31), "guidance 31 is not valid: use a number from 0 to 30"),
+        (dict(cond_guidance=40.0), "cond_guidance 40.0 is not valid: use a number from 0 to 30"),
         (dict(shots=[{"prompt": "a red circle", "seconds": 0}]), r"shot 1: seconds 0 is not valid"),
         (dict(shots=[{"prompt": "a", "length": 2}]), "shot 1 must be"),
         (dict(story=["a blue square"], shots=[{"prompt": "b"}]), "do not go with the shots mode"),

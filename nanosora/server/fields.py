@@ -9,7 +9,7 @@ import secrets
 from fastapi import Request
 
 from nanosora.config import DEFAULT_GUIDANCE
-from nanosora.request import MAX_LORA_SCALE, MAX_SECONDS, GenerationRequest, Sampling
+from nanosora.request import MAX_GUIDANCE, MAX_LORA_SCALE, MAX_SECONDS, GenerationRequest, Sampling
 from nanosora.server.errors import APIError
 from nanosora.server.settings import MAX_SIDE, MAX_STEPS, Settings
 from nanosora.world.spec import MAX_FPS, MIN_FPS
@@ -181,7 +181,7 @@ def base_params(fields: dict, prompt: str, settings: Settings) -> tuple[str, dic
         )
     sampling = Sampling(
         steps=number_field(fields, "num_inference_steps", int, 1, MAX_STEPS, settings.steps),
-        guidance=number_field(fields, "guidance_scale", float, 0, 30, DEFAULT_GUIDANCE),
+        guidance=number_field(fields, "guidance_scale", float, 0, MAX_GUIDANCE, DEFAULT_GUIDANCE),
     )
     out = {"prompt": prompt, "seed": seed_field(fields), "sampling": sampling}
     negative = text_field(fields, "negative_prompt", settings, required=False)
