@@ -130,6 +130,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_world_render(args: argparse.Namespace) -> int:
     from nanosora import video
+    from nanosora.request import clip_frames
     from nanosora.world.caption import detailed_caption
     from nanosora.world.parse import scene_from_prompt
     from nanosora.world.render import render
@@ -140,9 +141,8 @@ def cmd_world_render(args: argparse.Namespace) -> int:
     secs = args.seconds or 1.0 / args.fps
     scene = scene_from_prompt(args.prompt, rng, aspect=args.width / args.height, seconds=secs)
     caption = detailed_caption(scene, secs)
-    frames = render(scene, args.width, args.height, args.fps, secs)
-    if not args.seconds:
-        frames = frames[:1]
+    # rendered to the frame at `seconds`, shown for seconds x fps frames like generate's
+    frames = render(scene, args.width, args.height, args.fps, secs)[: clip_frames(args.seconds, args.fps)]
     meta = {
         "generator": f"nanosora {__version__} world render",
         "prompt": args.prompt,

@@ -25,7 +25,7 @@ import torch
 from nanosora import __version__, expand, guided, modeldir, modes, pipeline, vocabulary
 from nanosora.modelconfig import ModelConfig
 from nanosora.modes import as_frames, resize
-from nanosora.request import GenerationRequest, frames_for
+from nanosora.request import GenerationRequest, clip_frames, frames_for
 from nanosora.timeline import Timeline
 from nanosora.video import Video
 
@@ -210,13 +210,12 @@ class Model:
             else:
                 captions = prompts
             parts = []
-            for i, (cap, s) in enumerate(zip(captions, secs, strict=True)):
-                n = frames_for(s, fps) - (1 if i else 0)
+            for cap, s in zip(captions, secs, strict=True):
                 # across the cut, the shot before's last frame shows who is in the story
                 last = parts[-1][-1:] if parts else None
                 plan = self.plan(cap, width / height, s)
-                tl = Timeline.blank(max(1, n), height, width)
-                parts.append(fill(tl, self.encode_text([cap]), refs=last, plan=plan))
+                tl = Timeline.blank(frames_for(s, fps), height, width)
+                parts.append(fill(tl, self.encode_text([cap]), refs=last, plan=plan)[: clip_frames(s, fps)])
                 plans.append((plan, len(parts[-1])))
             out = np.concatenate(parts)
         else:

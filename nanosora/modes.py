@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from nanosora import timeline
-from nanosora.request import GenerationRequest, frames_for
+from nanosora.request import GenerationRequest, clip_frames, frames_for
 from nanosora.timeline import Timeline
 from nanosora.vae import check_size
 from nanosora.video import Video
@@ -81,18 +81,26 @@ class Given:
     width: int
     height: int
     new: int  # frames to make (for extend and connect: frames added)
+    keep: int = 0  # frames shown of a clip that starts here (0: all that are made)
 
 
-def _still_or_image(req: GenerationRequest, g: Given, fill: Fill) -> np.ndarray:
+def _made(req: GenerationRequest, g: Given, fill: Fill) -> np.ndarray:
     tl = Timeline.blank(g.new, g.height, g.width)
     if g.ref is not None:
         tl.put(req.image_frame, g.ref)
     return fill(tl)
 
 
+def _still_or_image(req: GenerationRequest, g: Given, fill: Fill) -> np.ndarray:
+    return _made(req, g, fill)[: g.keep or None]
+
+
 def _loop(req: GenerationRequest, g: Given, fill: Fill) -> np.ndarray:
-    out = _still_or_image(req, g, fill)
-    return fill(timeline.loop_timeline(out))[: len(out)]
+    # the loop's period is the clip's shown length: its frame `keep` is its frame 0 again
+    # (a loop shorter than timeline.LOOP_MIN frames has no room to turn, so it lasts that long)
+    out = _made(req, g, fill)
+    keep = max(g.keep or len(out), timeline.LOOP_MIN)
+    return fill(timeline.loop_timeline(out, keep))[:keep]
 
 
 def _extend(req: GenerationRequest, g: Given, fill: Fill) -> np.ndarray:
@@ -118,8 +126,8 @@ class Mode:
     build: Callable[[GenerationRequest, Given, Fill], np.ndarray]
     # the request's frames it starts from, and what an error calls them (None: nothing given)
     given: Callable[[GenerationRequest], tuple[object, str] | None] = lambda req: None
-    # a clip that starts here counts its first frame (2 s at 8 fps is 17 frames); one that
-    # continues given frames adds exactly seconds x fps
+    # a clip that starts here is made as 1 + 4k frames and shows seconds x fps of them (2 s at
+    # 8 fps: 17 made, 16 shown); one that continues given frames adds exactly seconds x fps
     starts: bool = True
     # a backward extension's new frames come before its caption's time starts: no plan
     planned: Callable[[GenerationRequest], bool] = lambda req: True
@@ -151,7 +159,9 @@ def given(req: GenerationRequest, fps: int) -> Given:
     width, height = resolve_size(req.width, req.height, ref)
     if ref is not None:
         ref = resize(ref, width, height)
-    new = req.frames
-    if new is None:
-        new = frames_for(req.length, fps) if mode.starts else int(round(req.length * fps))
-    return Given(ref, width, height, new)
+    new, keep = req.frames, 0
+    if new is None and mode.starts:
+        new, keep = frames_for(req.length, fps), clip_frames(req.length, fps)
+    elif new is None:
+        new = int(round(req.length * fps))
+    return Given(ref, width, height, new, keep)

@@ -112,12 +112,20 @@ def shots_of(shots: Any, expand: bool = True) -> tuple[Shot, ...]:
 MAX_LORA_SCALE = 4.0
 
 
-def frames_for(seconds: float, fps: int) -> int:
-    """Frames of a clip of `seconds`: round(seconds * fps) + 1, snapped to 1 + 4k."""
+def clip_frames(seconds: float, fps: int) -> int:
+    """Frames a clip of `seconds` shows: seconds x fps of them, each lasting 1/fps (a still,
+    0 s, is one frame)."""
     if not 0 <= seconds <= MAX_SECONDS:
         raise ValueError(f"seconds {seconds} is not valid: use 0 (one frame) to {MAX_SECONDS:g}")
-    n = int(round(seconds * fps)) + 1
-    return 1 + 4 * max(0, round((n - 1) / 4))
+    return max(1, int(round(seconds * fps)))
+
+
+def frames_for(seconds: float, fps: int) -> int:
+    """Frames the sampler makes for a clip of `seconds`: the fewest 1 + 4k that hold
+    clip_frames (the autoencoder packs the first frame alone and each later four into one
+    latent); the frames past clip_frames are dropped."""
+    n = clip_frames(seconds, fps)
+    return 1 + 4 * -(-(n - 1) // 4)
 
 
 @dataclass(frozen=True)
@@ -217,7 +225,7 @@ class GenerationRequest:
         if self.story or self.after is not None:
             self._check_after()
         if self.image is not None:
-            n = self.frames or frames_for(self.seconds if self.seconds is not None else DEFAULT_SECONDS, fps)
+            n = self.frames or clip_frames(self.seconds if self.seconds is not None else DEFAULT_SECONDS, fps)
             if not isinstance(self.image_frame, int) or not 0 <= self.image_frame < n:
                 raise ValueError(f"image_frame {self.image_frame!r} is not valid: use 0 to {n - 1}")
 

@@ -26,6 +26,8 @@ import numpy as np
 # on the right are the last two.
 CONTEXT_LEFT = 5
 CONTEXT_RIGHT = 8
+# the shortest loop: its last two latent groups are remade after a first frame that stays
+LOOP_MIN = 9
 
 
 @dataclass
@@ -157,14 +159,18 @@ def connect_timeline(a: np.ndarray, b: np.ndarray, gap: int) -> tuple[Timeline, 
     return tl, a[: len(a) - ka], b[kb:]
 
 
-def loop_timeline(frames: np.ndarray, factor: int = 4) -> Timeline:
-    """Remake the end of a clip so that it flows into its start: the clip's first frames are
-    placed again after its end (one latent group), its last 2*factor frames are regenerated
-    between, and the caller keeps the first len(frames) frames."""
-    n = len(frames)
+def loop_timeline(frames: np.ndarray, period: int | None = None, factor: int = 4) -> Timeline:
+    """Remake the end of a loop of `period` frames (None: all of them) so that it flows into
+    its start: the clip's first frames are placed again from frame `period` to the end of
+    the next whole latent group, the last 2*factor frames of the period are regenerated
+    between, and the caller keeps the first `period` frames."""
+    n = len(frames) if period is None else period
     if n < 1 + 2 * factor:
         raise ValueError(f"a loop needs at least {1 + 2 * factor} frames, got {n}")
-    tl = Timeline.blank(n + factor, *frames.shape[1:3])
+    total = 1 + factor * -(-(n + factor - 1) // factor)  # n + factor, up to 1 + 4k
+    if total - n > len(frames):
+        raise ValueError(f"a loop of {n} frames needs at least {total - n} frames to start from")
+    tl = Timeline.blank(total, *frames.shape[1:3])
     tl.put(0, frames[: n - 2 * factor])
-    tl.put(n, frames[:factor])
+    tl.put(n, frames[: total - n])
     return tl

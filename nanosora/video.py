@@ -35,7 +35,8 @@ class Video:
 
     @property
     def seconds(self) -> float:
-        return (len(self.frames) - 1) / self.fps if len(self.frames) > 1 else 0.0
+        """How long the clip plays: each frame lasts 1/fps (a still, one frame, is 0 s)."""
+        return len(self.frames) / self.fps if len(self.frames) > 1 else 0.0
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write by extension (a generated video, provenance.SealedVideo, is also sealed)."""

@@ -15,7 +15,7 @@ def test_render_then_score(tmp_path, capsys):
     prompt = "a red circle moves right and a small blue square bounces on a white background"
     assert main(["world", "render", prompt, "-o", str(out), "--width", "128", "--seconds", "3"]) == 0
     v = video.read(out)
-    assert v.frames.shape == (25, 64, 128, 3)
+    assert v.frames.shape == (24, 64, 128, 3) and v.seconds == 3  # 3 s asked, 3 s shown
     assert v.metadata["prompt"] == prompt and "caption" in v.metadata
     capsys.readouterr()
     assert main(["world", "score", str(out), prompt]) == 0

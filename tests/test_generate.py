@@ -36,7 +36,8 @@ FAST = dict(steps=2, width=32, height=32, watermark=False)  # exact frames; test
 
 def test_text_to_video_and_image_shapes_and_determinism(model):
     a = model.generate("a red circle moves right", seconds=2, seed=3, **FAST)
-    assert a.frames.shape == (17, 32, 32, 3) and a.metadata["mode"] == "text"
+    # 2 s at 8 fps: 16 frames of 1/8 s (17 made, the last dropped)
+    assert a.frames.shape == (16, 32, 32, 3) and a.metadata["mode"] == "text"
     assert a.metadata["caption"].startswith("On a")  # the prompt was expanded
     b = model.generate("a red circle moves right", seconds=2, seed=3, **FAST)
     np.testing.assert_array_equal(a.frames, b.frames)
@@ -45,7 +46,7 @@ def test_text_to_video_and_image_shapes_and_determinism(model):
     img = model.generate("a red circle", seconds=0, **FAST)
     assert img.frames.shape == (1, 32, 32, 3)
     wide = model.generate("a red circle", seconds=1, steps=1, width=64, height=32, watermark=False)
-    assert wide.frames.shape == (9, 32, 64, 3)
+    assert wide.frames.shape == (8, 32, 64, 3)
 
 
 def test_image_to_video_keeps_the_image_where_placed(model):
@@ -54,13 +55,13 @@ def test_image_to_video_keeps_the_image_where_placed(model):
     np.testing.assert_array_equal(first.frames[0], im)
     later = model.generate("it moves right", image=im, image_frame=8, seconds=2, **FAST)
     np.testing.assert_array_equal(later.frames[8], im)
-    assert later.frames.shape[0] == 17 and later.metadata["image_frame"] == 8
+    assert later.frames.shape[0] == 16 and later.metadata["image_frame"] == 8
 
 
 def test_image_is_resized_to_the_asked_size(model):
     im = clip(1, 44, 60)[0]
     v = model.generate("a red circle", image=im, seconds=1, steps=1, width=32, height=16)
-    assert v.frames.shape == (9, 16, 32, 3)
+    assert v.frames.shape == (8, 16, 32, 3)
     assert model.generate("a red circle", image=im, seconds=0, steps=1).frames.shape[1:3] == (48, 64)
 
 
@@ -143,20 +144,27 @@ def test_loop_regenerates_only_the_end(model):
     base = model.generate("a red circle moves left", seconds=2, seed=5, **FAST)
     looped = model.generate("a red circle moves left", seconds=2, seed=5, loop=True, **FAST)
     assert looped.frames.shape == base.frames.shape and looped.metadata["mode"] == "text+loop"
-    np.testing.assert_array_equal(looped.frames[:9], base.frames[:9])
-    assert not np.array_equal(looped.frames[9:], base.frames[9:])
+    # a 16-frame loop keeps its first 8 frames and remakes the last 8 to lead into frame 0
+    np.testing.assert_array_equal(looped.frames[:8], base.frames[:8])
+    assert not np.array_equal(looped.frames[8:], base.frames[8:])
 
 
 def test_loop_timeline_puts_the_start_after_the_end():
     tl = timeline.loop_timeline(frames := clip(17))
     assert len(tl) == 21 and tl.known[:9].all() and not tl.known[9:17].any() and tl.known[17:].all()
     np.testing.assert_array_equal(tl.frames[17:], frames[:4])
+    # a loop of 16 frames (2 s at 8 fps): frame 16 is frame 0 again, up to a whole latent group
+    tl = timeline.loop_timeline(frames, 16)
+    assert len(tl) == 21 and tl.known[:8].all() and not tl.known[8:16].any() and tl.known[16:].all()
+    np.testing.assert_array_equal(tl.frames[16:], frames[:5])
+    with pytest.raises(ValueError, match="a loop needs at least 9 frames"):
+        timeline.loop_timeline(frames, 8)
 
 
 def test_shots_are_joined_in_order(model):
     shots = [{"prompt": "a red circle moves right", "seconds": 1}, {"prompt": "a blue square", "seconds": 1}]
     v = model.generate(shots=shots, **FAST)
-    assert v.frames.shape[0] == 9 + 8 and len(v.metadata["caption"]) == 2
+    assert v.frames.shape[0] == 8 + 8 and len(v.metadata["caption"]) == 2
 
 
 def test_long_video_is_made_in_windows_with_context(model):
@@ -164,7 +172,7 @@ def test_long_video_is_made_in_windows_with_context(model):
     v = model.generate(
         "a red circle moves right", seconds=4, callback=lambda i, n, x: steps.append((i, n)), **FAST
     )
-    assert v.frames.shape[0] == 33
+    assert v.frames.shape[0] == 32  # 33 made in windows, 4 s shown
     windows = timeline.plan(np.zeros(33, bool), 9)
     assert steps[-1] == (2 * len(windows), 2 * len(windows))
     # every window after the first starts inside what is known (its context)
@@ -238,10 +246,10 @@ def test_cli_modes_and_metadata(model_dir, tmp_path, capsys):
     video.write_png(img, clip(1)[0])
     out2 = tmp_path / "b.mp4"
     assert cli.main([*base, "it moves", "--image", str(img), "-o", str(out2), "--seconds", "1"]) == 0
-    assert video.read(out2).frames.shape[0] == 9
+    assert video.read(out2).frames.shape[0] == 8
     out3 = tmp_path / "c.mp4"
     assert cli.main([*base, "more", "--extend", str(out), "--seconds", "1", "-o", str(out3)]) == 0
-    assert video.read(out3).frames.shape[0] == 17
+    assert video.read(out3).frames.shape[0] == 8 + 8
     shots = tmp_path / "shots.json"
     shots.write_text(json.dumps([{"prompt": "a red circle", "seconds": 1}, {"prompt": "a blue square"}]))
     out4 = tmp_path / "d.mp4"
@@ -356,3 +364,9 @@ def test_cli_size_is_the_apis_spelling_of_width_and_height(model_dir, tmp_path, 
     err = capsys.readouterr().err
     assert err.splitlines()[0].startswith("nanosora generate: error: argument --size")  # the error first
     assert len(err.splitlines()) == 2 and "--help" in err.splitlines()[1]
+
+
+def test_generated_clips_last_what_was_asked(model):
+    for seconds, fps in [(1.5, 8), (2, 12), (1, 4)]:
+        v = model.generate("a red circle moves right", seconds=seconds, fps=fps, steps=1, width=32, height=32)
+        assert len(v.frames) == seconds * fps and v.seconds == seconds

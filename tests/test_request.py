@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from nanosora.cli_generate import batch_request
-from nanosora.request import DEFAULT_STRENGTH, GenerationRequest, Sampling, Shot
+from nanosora.request import DEFAULT_STRENGTH, GenerationRequest, Sampling, Shot, clip_frames, frames_for
 
 CLIP = np.zeros((5, 16, 16, 3), np.uint8)
 
@@ -50,7 +50,7 @@ def test_keywords_are_gathered_into_the_request():
         (dict(video=CLIP, strength=0.0), r"strength 0.0 is not valid: use a number in \(0, 1\]"),
         (dict(connect=(CLIP,)), "connect takes two videos"),
         (dict(loop=True, video=CLIP, extend="forward"), "loop works with text or an image, not with extend"),
-        (dict(image="a.png", image_frame=17), "image_frame 17 is not valid: use 0 to 16"),
+        (dict(image="a.png", image_frame=16), "image_frame 16 is not valid: use 0 to 15"),
         (dict(seconds=61), "seconds 61 is not valid"),
         (dict(frames=0), "frames 0 is not valid"),
         (dict(steps=0), "steps 0 is not valid"),
@@ -147,3 +147,12 @@ def test_media_named_by_path_are_read_relative_to_the_batch_file(tmp_path):
     assert after.after.shape[0] == 5 and after.story == ("a white square",)
     with pytest.raises(ValueError, match="missing.mp4"):
         batch_request({"prompt": "a", "mode": "edit", "video": "missing.mp4"}, tmp_path)
+
+
+@pytest.mark.parametrize("fps", [4, 8, 12, 30])
+@pytest.mark.parametrize("seconds", [0, 0.5, 1, 1.5, 2, 3, 10, 60])
+def test_a_clip_shows_the_seconds_asked_and_is_made_in_whole_latents(seconds, fps):
+    shown, made = clip_frames(seconds, fps), frames_for(seconds, fps)
+    assert shown == (1 if seconds == 0 else seconds * fps)
+    # made as the fewest 1 + 4k frames that hold what is shown; the rest is dropped
+    assert (made - 1) % 4 == 0 and shown <= made < shown + 4

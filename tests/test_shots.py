@@ -86,7 +86,7 @@ def test_each_shot_is_drawn_from_its_own_caption_in_order(tmp_path, monkeypatch)
     ]
     v = model.generate(shots=shots, steps=1, expand=False, watermark=False)
     first, second = texts.index(shots[0]["prompt"]) + 1, texts.index(shots[1]["prompt"]) + 1
-    assert (v.frames[:9] == first).all() and (v.frames[9:] == second).all() and len(v.frames) == 9 + 16
+    assert (v.frames[:8] == first).all() and (v.frames[8:] == second).all() and len(v.frames) == 8 + 16
 
 
 def test_cli_refuses_a_dangling_reference_before_loading(tmp_path, capsys):
