@@ -27,14 +27,14 @@ from torch.utils.flop_counter import FlopCounterMode
 
 
 def measure(preset: str = "default", batch: int = 32) -> dict:
-    from nanosora import train
+    from nanosora import routed, train
     from nanosora.device import cpu_has_bf16
-    from nanosora.dit import DIT_PRESETS, DiT
+    from nanosora.dit import DIT_PRESETS
     from nanosora.plan import matmul_peak
 
     torch.manual_seed(0)
     cfg = DIT_PRESETS[preset]
-    model = DiT(cfg)
+    model = routed.new(cfg)
     b, L = batch, 48
     x = torch.randn(b, cfg.latent_channels, 5, 8, 8)
     t = torch.rand(b)

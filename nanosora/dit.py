@@ -16,7 +16,6 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from einops import rearrange
@@ -154,17 +153,6 @@ def attention_with_map(q, k, v, mask=None):
         scores = scores.masked_fill(~mask, float("-inf"))
     weights = scores.softmax(-1)
     return torch.matmul(weights.to(v.dtype), v), weights.mean(1)
-
-
-def route_indices(batch: int, tokens: int, keep: float, rng) -> torch.Tensor:
-    """(B, K) sorted indices of the tokens each sample keeps in the routed blocks, K =
-    round(keep * tokens), drawn from a NumPy generator (so a training step is reproducible)."""
-    k = max(1, round(keep * tokens))
-    return torch.from_numpy(np.stack([np.sort(rng.permutation(tokens)[:k]) for _ in range(batch)]))
-
-
-def gather_tokens(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:  # x (B, N, D), idx (B, K)
-    return x.gather(1, idx[..., None].expand(-1, -1, x.shape[-1]))
 
 
 def modulate(x, shift, scale):
@@ -330,20 +318,20 @@ class DiT(nn.Module):
         text: torch.Tensor | TextContext,
         text_mask: torch.Tensor | None = None,
         cond: Conditioning | None = None,
-        route: torch.Tensor | None = None,
         vec: torch.Tensor | None = None,
         maps: bool = False,
+        **blocks,
     ):
         """Velocity for x (B, C, T, h, w) at times t (B,). text (B, L, text_dim) with a (B, L)
         mask, or a TextContext made from them once (then text_mask is not needed). cond: the
         conditioning bundle (conditioning.py): clean latents of the given frames (B, C, T, h,
         w) with their frame mask (B, T), 1 where a frame is given, reference.REFERENCE where a
-        reference frame stands; per-object layouts. route (B, K): the
-        tokens kept in the routed blocks (route_indices; training with cfg.route only). vec
+        reference frame stands; per-object layouts. blocks: a subclass's own arguments to
+        its blocks (routed.RoutedDiT's route). vec
         (B, D): more conditioning, added to the timestep's and the pooled prompt's (a
         subclass's own input: guided.GuidedDiT's guidance scale). maps: return (velocity,
         every block's attention weights (Block.forward)) instead, for grounding losses in
-        training (grounding.py); not with routed tokens."""
+        training (grounding.py)."""
         b, c, T, h, w = x.shape
         if c != self.cfg.latent_channels:
             raise ValueError(f"latents have {c} channels; this model takes {self.cfg.latent_channels}")
@@ -370,31 +358,27 @@ class DiT(nn.Module):
         if vec is not None:
             c_vec = c_vec + vec
         angles = rope_angles((gt, gh, gw), self.cfg.dim // self.cfg.heads, self.cfg.rope_theta, x.device)
-        rotation = full_rotation = rope_rotation(angles)
-        if route is not None and not self.cfg.routes:
-            raise ValueError("this model has no routed blocks (DiTConfig.route): it takes no route")
-        if maps and route is not None:
-            raise ValueError("attention maps are read over every token: not with routed blocks")
-        start, end = self.cfg.route if route is not None else (-1, -1)
-        block_maps = []
-        for i, (blk, kv) in enumerate(
-            zip(self.blocks, text.kv or [text.ctx] * len(self.blocks), strict=True)
-        ):
-            if i == start:
-                full = x_tok
-                x_tok = gather_tokens(x_tok, route)  # (B, K, D)
-                rotation = rope_rotation(angles[route][:, None])  # (2, B, 1, K, D/2): per sample
-            x_tok, m = blk(x_tok, c_vec, kv, text.mask, rotation, maps)
-            block_maps.append(m)
-            if i == end - 1:  # the routed tokens rejoin as they left
-                x_tok = full.scatter(1, route[..., None].expand(-1, -1, x_tok.shape[-1]), x_tok)
-                rotation = full_rotation
+        x_tok, block_maps = self.run_blocks(x_tok, c_vec, text, angles, maps, **blocks)
         shift, scale = self.ada_out(F.silu(c_vec)).chunk(2, dim=1)
         out = self.patch_out(modulate(self.norm_out(x_tok), shift, scale))
         v = rearrange(
             out, "b (t h w) (c pt ph pw) -> b c (t pt) (h ph) (w pw)", t=gt, h=gh, w=gw, pt=pt, ph=ph, pw=pw
         )
         return (v, block_maps) if maps else v
+
+    def run_blocks(self, x_tok, c_vec, text: TextContext, angles, maps: bool = False, **blocks):
+        """The tokens through every block: (tokens, each block's attention maps or None)."""
+        if blocks:
+            raise TypeError(
+                f"a {type(self).__name__} takes no {', '.join(sorted(blocks))} (routed.RoutedDiT "
+                "takes route, guided.GuidedDiT guidance)"
+            )
+        rotation = rope_rotation(angles)
+        block_maps = []
+        for blk, kv in zip(self.blocks, text.kv or [text.ctx] * len(self.blocks), strict=True):
+            x_tok, m = blk(x_tok, c_vec, kv, text.mask, rotation, maps)
+            block_maps.append(m)
+        return x_tok, block_maps
 
 
 def count_params(cfg: DiTConfig) -> int:

@@ -44,11 +44,11 @@ class GuidedDiT(DiT):
         nn.init.zeros_(self.g_embed[-1].weight)
         nn.init.zeros_(self.g_embed[-1].bias)
 
-    def forward(self, x, t, text, text_mask=None, cond=None, guidance=None, route=None):
+    def forward(self, x, t, text, text_mask=None, cond=None, guidance=None, **blocks):
         """DiT.forward, at guidance scale `guidance` (B,) (None: 1, no guidance)."""
         g = x.new_ones(x.shape[0]) if guidance is None else guidance.to(x.dtype)
         vec = self.g_embed(timestep_embedding(guidance_coordinate(g)))
-        return super().forward(x, t, text, text_mask, cond, route=route, vec=vec)
+        return super().forward(x, t, text, text_mask, cond, vec=vec, **blocks)
 
 
 def one_pass_serves(dit, cond_guidance: float = 1.0, has_cond: bool = False) -> bool:

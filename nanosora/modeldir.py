@@ -107,12 +107,12 @@ def latent_stats(vae, vcfg):
 
 
 def new_dit(cfg: ModelConfig):
-    """The transformer a model config describes, freshly initialised: a DiT, or a
-    guided.GuidedDiT for a guidance-distilled model."""
-    from nanosora.dit import DiT
+    """The transformer a model config describes, freshly initialised: a DiT (a
+    routed.RoutedDiT if it routes tokens), or a guided.GuidedDiT for a guidance-distilled model."""
+    from nanosora import routed
     from nanosora.guided import GuidedDiT
 
-    return (GuidedDiT if cfg.guidance_distilled else DiT)(cfg.dit)
+    return GuidedDiT(cfg.dit) if cfg.guidance_distilled else routed.new(cfg.dit)
 
 
 def load_dit(folder: str | Path):

@@ -18,9 +18,9 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from nanosora import device, dist, flow, modeldir, reference, train
+from nanosora import device, dist, flow, modeldir, reference, routed, train
 from nanosora.conditioning import Conditioning
-from nanosora.dit import DiT, DiTConfig, route_indices
+from nanosora.dit import DiT, DiTConfig
 from nanosora.grounding import Grounding, grounding_losses, object_weight, token_objects
 from nanosora.modelconfig import ModelConfig
 from nanosora.text import pad_tokens
@@ -251,7 +251,7 @@ def noised_batch(
     route = None
     if base.cfg.routes:
         tokens = math.prod(base.grid(latents.shape))
-        route = route_indices(b, tokens, base.cfg.route_keep, rng).to(dev)
+        route = routed.route_indices(b, tokens, base.cfg.route_keep, rng).to(dev)
     x_t, t, text, mask, target = (v.to(dev) for v in (x_t, t, text, mask, target))
     cond = Conditioning(cond, fm, layout).to(dev)
     return Batch(x_t, t, text, mask, cond, target, rng, route, (~drop).to(dev))
@@ -311,7 +311,9 @@ def dit_loss(
     grounds = cfg.grounds and words is not None and layout is not None
     with device.autocast(bt.x_t.device, cfg.cpu_bf16):
         extra = {"maps": True} if grounds else {}  # GuidedDiT and distillation take no maps
-        pred = model(bt.x_t, bt.t, bt.text, bt.mask, cond=bt.cond, route=bt.route, **extra)
+        if bt.route is not None:  # a RoutedDiT's (routed.py)
+            extra["route"] = bt.route
+        pred = model(bt.x_t, bt.t, bt.text, bt.mask, cond=bt.cond, **extra)
     if grounds:
         pred, maps = pred
     weight = given_weight(bt.cond.frame_mask)
@@ -379,7 +381,7 @@ def step_seconds(
         # dynamo's cache is keyed by DiT.forward's code, shared by all models: start afresh
         torch._dynamo.reset()
         allow_bucket_graphs()
-    model = DiT(cfg).to(device.device())
+    model = routed.new(cfg).to(device.device())
     step = torch.compile(model, dynamic=False) if compile else model
     opt = train.adamw(model.parameters(), train.TrainConfig(steps=1, batch=batch))
     check_objective(dcfg, source, cfg)
@@ -486,7 +488,7 @@ def train_dit(
         device.check_compile(device.device())
     rank, world = dist.setup()
     torch.manual_seed(tcfg.seed)
-    model = DiT(cfg).to(device.device())
+    model = routed.new(cfg).to(device.device())
     if init is not None:
         # a transformer that newly reads layouts starts from one that did not: its layout
         # projection keeps its zero initialisation (so it starts as that model); any other

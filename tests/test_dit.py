@@ -400,14 +400,17 @@ def test_compile_without_a_cpp_compiler_is_refused_clearly(tmp_path, monkeypatch
 
 def _routed_tiny(keep=0.5):
     torch.manual_seed(0)
-    m = DiT(dataclasses.replace(DIT_PRESETS["tiny"], patch=(1, 1, 1), route=(1, 2), route_keep=keep))
+    from nanosora import routed
+
+    m = routed.new(dataclasses.replace(DIT_PRESETS["tiny"], patch=(1, 1, 1), route=(1, 2), route_keep=keep))
+    assert isinstance(m, routed.RoutedDiT)
     for p in m.parameters():
         torch.nn.init.normal_(p, std=0.1)
     return m
 
 
 def test_routing_every_token_is_the_full_model_and_routing_some_changes_only_routed_blocks():
-    from nanosora.dit import route_indices
+    from nanosora.routed import route_indices
 
     m = _routed_tiny()
     x, t = torch.randn(2, 4, 2, 4, 4), torch.rand(2)
@@ -434,7 +437,7 @@ def test_bad_routes_are_refused():
         DiT(dataclasses.replace(DIT_PRESETS["tiny"], route=(1, 3)))  # depth 2
     with pytest.raises(ValueError, match="route_keep"):
         DiT(dataclasses.replace(DIT_PRESETS["tiny"], route=(0, 1), route_keep=0.0))
-    with pytest.raises(ValueError, match="takes no route"):
+    with pytest.raises(TypeError, match="takes no route"):
         tiny()(
             torch.randn(1, 4, 1, 4, 4),
             torch.rand(1),
