@@ -2,7 +2,7 @@
 
 Every arm fine-tunes the shipped transformer on the same latent cache (the shipped
 autoencoder's, with each clip's reference frame: reference.py) by the recipe's time stage
-(recipe.train_time: batch 32, lr 2e-4, bf16 autocast, compiled) for as many steps as fit in
+(train_time below: batch 32, lr 2e-4, bf16 autocast, compiled) for as many steps as fit in
 `--minutes` of its own measured step time. The arms differ only in the objective:
 
 - control: the shipped objective (random frame masks), so that what the others gain is not
@@ -27,7 +27,6 @@ frames shuffled) on a model directory instead.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 from pathlib import Path
 
@@ -44,25 +43,28 @@ ARMS = {
 }
 
 
-def recipe_of(arm: str):
-    """The default recipe with this arm's time stage (recipe.train_time runs it)."""
-    from nanosora.recipe import RECIPES
-
-    return dataclasses.replace(RECIPES["default"], **ARMS[arm])
-
-
 def objective(arm: str):
-    from nanosora.recipe import time_objective
+    """The arm's objective: the shipped one with reference frames and context noise."""
+    from nanosora.train_dit import DiTTrainConfig
 
-    return time_objective(recipe_of(arm), cpu_bf16=True)
+    a = ARMS[arm]
+    return DiTTrainConfig(cpu_bf16=True, ref_p=a["time_ref_p"], context_noise=a["time_context_noise"])
 
 
 def train_arm(arm: str, source, steps: int, out: Path) -> Path:
+    """The shipped model's transformer fine-tuned for `steps` on `source` (a cache with
+    reference frames) with the arm's objective; the run folder becomes a model directory."""
+    from nanosora import train
     from nanosora.model import default_model_path
-    from nanosora.recipe import train_time
+    from nanosora.train_dit import finetune_start, train_dit
 
-    run = out / f"run_{arm}"
-    return train_time(default_model_path(), run, source, recipe_of(arm), steps, True, True, False)
+    model, run = default_model_path(), out / f"run_{arm}"
+    base = finetune_start(model, run, True)
+    tcfg = train.stage_schedule(steps, 32, 2e-4, 50, 1)  # other batches than the transformer stage's
+    train_dit(
+        run, base.dit, tcfg, source, objective(arm), base=base, progress=False, compile=True, init=model
+    )
+    return run
 
 
 def judge(model_dir: Path, n: int, short_n: int) -> dict:

@@ -3,8 +3,6 @@
     DIR/vae     the autoencoder's run (checkpoints, log, loss plot, model files)
     DIR/cache   Flatland clips encoded once: latents and caption embeddings
     DIR/model   the transformer's run; at the end a complete model directory
-    DIR/time    with a time stage (Recipe.time_minutes): the transformer fine-tuned with
-                reference frames (reference.py)
     DIR/binding with a binding stage (Recipe.binding_steps): the transformer fine-tuned to
                 follow per-object layouts, and their planner (train_binding.py)
     DIR/ground  with a grounding stage (Recipe.ground_steps): the layout model fine-tuned
@@ -72,30 +70,20 @@ class Recipe:
     # torch.compile for the transformer's training step: fused elementwise work, for a minute
     # or two of compiling at the start
     dit_compile: bool = True
-    # World model v2, time (docs/world-model-v2.md, round 5): a fourth stage fine-tunes the
-    # transformer for time_minutes (of its own measured step time, as the third stage's budget
-    # is) with reference frames (reference.py) in a share time_ref_p of its batches and given
-    # frames noised up to time_context_noise, so that shots and later windows keep who is in
-    # the world. The third stage's budget leaves these minutes to it. 0: no such stage.
-    time_minutes: float = 0.0
-    time_lr: float = 2e-4
-    time_ref_p: float = 0.5
-    time_context_noise: float = 0.0
-    # World model v3 (docs/world-model-v2.md, rounds 6-7): a last stage fine-tunes the
-    # transformer for binding_steps to follow per-object layouts (train_binding.py), and
-    # trains the layout planner that makes them from captions. A fixed step count, not a
-    # time budget, so that the stage makes the same model on every machine. 0: no such stage.
+    # A stage fine-tunes the transformer for binding_steps to follow per-object layouts
+    # (train_binding.py), and trains the layout planner that makes them from captions. A
+    # fixed step count, not a time budget, so that the stage makes the same model on every
+    # machine. 0: no such stage.
     binding_steps: int = 891
     binding_lr: float = 2e-4
     binding_layout_dropout: float = 0.2
     planner_scenes: int = 16000
     planner_steps: int = 3000
-    # World model v3 (docs/world-model-v2.md, round 9): a stage after binding fine-tunes the
-    # layout model for ground_steps more with the grounding losses (grounding.py): the
-    # cross-attention term ties each object's words to its box; the self-attention term,
-    # which pulls apart the tokens where objects meet, is off. The binding stage's planner
-    # is kept. 0: no such stage.
-    ground_steps: int = 0
+    # A stage after binding fine-tunes the layout model for ground_steps more with the
+    # grounding losses (grounding.py): the cross-attention term ties each object's words to
+    # its box; the self-attention term, which pulls apart the tokens where objects meet, is
+    # off. The binding stage's planner is kept. 0: no such stage.
+    ground_steps: int = 799
     ground_cross: float = 0.05
     ground_self: float = 0.0
     seed: int = 0
@@ -124,15 +112,13 @@ RECIPES: dict[str, Recipe] = {
         planner_scenes=16,
         planner_steps=4,
     ),
-    # World model v2's candidate design (docs/world-model-v2.md, round 2): 1x1 patches, width
-    # 128, routing, a token per caption sentence; the autoencoder shorter to give its dearer
-    # transformer steps more of the two hours. Not the default: at this budget it trained a
-    # weaker model than the default recipe's.
+    # A research design (docs/world-model-v2.md): 1x1 patches, width 128, routed blocks
+    # (routed.py), a token per caption sentence; the autoencoder shorter to give its dearer
+    # transformer steps more of the two hours. Not the default: it trained a weaker model.
     "v2": Recipe(vae_steps=6000, sentence_tokens=True, dit_preset="v2", total_minutes=108.0, binding_steps=0),
-    # World model v2, round 4 (docs/world-model-v2.md): the data levers on round 3's design E
-    # (the shipped layout with sentence tokens, round 2's autoencoder settings): scenes of 2-3
-    # objects oversampled, and half of them followed by their colour-swapped minimal pair.
-    # Capped at round 3's 6,000-step snapshot so that the two compare at equal steps.
+    # The data levers (docs/world-model-v2.md) on the shipped design with sentence tokens:
+    # scenes of 2-3 objects oversampled, and half of them followed by their colour-swapped
+    # minimal pair; 6,000 steps, to compare with the design at equal steps.
     "v2data": Recipe(
         vae_steps=6000,
         sentence_tokens=True,
@@ -244,7 +230,7 @@ def run(name: str, out: str | Path, progress: bool = True, log=print) -> Path:
     if minutes is None and r.total_minutes is not None:
         before = _spent(out)
         spent = (before.get("vae_s", 0) + before.get("cache_s", 0)) / 60
-        minutes = max(1.0, r.total_minutes - spent - MARGIN_MIN - r.time_minutes)
+        minutes = max(1.0, r.total_minutes - spent - MARGIN_MIN)
     steps = dit_steps(minutes, r.dit_steps, model, dcfg, lc, r.dit_batch, dit_cfg, compile_dit, log)
     tcfg = train.stage_schedule(steps, r.dit_batch, r.dit_lr, 250, r.seed)
     base = dataclasses.replace(
@@ -266,17 +252,6 @@ def run(name: str, out: str | Path, progress: bool = True, log=print) -> Path:
     )
     times["dit_s"] = time.perf_counter() - t
     _spent(out, "dit_s", times["dit_s"])
-    if r.time_minutes:
-        t = time.perf_counter()
-        log(f"[4/4] time: {r.time_minutes:g} min with reference frames -> {out / 'time'}")
-        (out / "time").mkdir(exist_ok=True)
-        dcfg_time = time_objective(r, dit_cfg.cpu_bf16)
-        steps = dit_steps(
-            r.time_minutes, 10**6, out / "time", dcfg, lc, r.dit_batch, dcfg_time, compile_dit, log
-        )
-        model = train_time(model, out / "time", lc, r, steps, dit_cfg.cpu_bf16, compile_dit, progress)
-        times["time_s"] = time.perf_counter() - t
-        _spent(out, "time_s", times["time_s"])
     if r.binding_steps:
         from nanosora.train_binding import BindingConfig, train_binding
 
@@ -297,7 +272,7 @@ def run(name: str, out: str | Path, progress: bool = True, log=print) -> Path:
     if r.binding_steps and r.ground_steps:
         t = time.perf_counter()
         log(f"[grounding] {r.ground_steps} steps with grounding losses -> {out / 'ground'}")
-        # the binding stage's settings (and seed, as the round-9 arm ran it), its losses on
+        # the binding stage's settings (and seed, as the grounding ablation ran it), its losses on
         g = dataclasses.replace(
             b, steps=r.ground_steps, ground_cross=r.ground_cross, ground_self=r.ground_self
         )
@@ -308,31 +283,3 @@ def run(name: str, out: str | Path, progress: bool = True, log=print) -> Path:
     spent = ", ".join(f"{k[:-2]} {v / 60:.1f} min" for k, v in times.items())
     log(f"stage wall times (this invocation): {spent}")
     return model
-
-
-def time_objective(r: Recipe, cpu_bf16: bool):
-    """The time stage's objective: the shipped one with reference frames and context noise."""
-    from nanosora.train_dit import DiTTrainConfig
-
-    return DiTTrainConfig(cpu_bf16=cpu_bf16, ref_p=r.time_ref_p, context_noise=r.time_context_noise)
-
-
-def train_time(
-    model: Path,
-    out: Path,
-    source,
-    r: Recipe,
-    steps: int,
-    cpu_bf16: bool,
-    compile: bool,
-    progress: bool = True,
-) -> Path:
-    """The time stage: the model's transformer fine-tuned for `steps` on `source` (a cache with
-    reference frames) with r's time_* settings; `out` becomes the complete model directory."""
-    from nanosora.train_dit import finetune_start, train_dit
-
-    base = finetune_start(model, out, compile)
-    tcfg = train.stage_schedule(steps, r.dit_batch, r.time_lr, 50, r.seed + 1)  # other batches than stage 3's
-    dcfg = time_objective(r, cpu_bf16)
-    train_dit(out, base.dit, tcfg, source, dcfg, base=base, progress=progress, compile=compile, init=model)
-    return out

@@ -67,24 +67,3 @@ def test_stage_times_add_up_over_invocations(tmp_path):
     recipe._spent(tmp_path, "vae_s", 30.0)  # resumed: the stage's time so far
     recipe._spent(tmp_path, "cache_s", 10.0)
     assert recipe._spent(tmp_path) == {"vae_s": 90.0, "cache_s": 10.0}
-
-
-def test_a_time_stage_fine_tunes_the_transformer_with_reference_frames(tmp_path, monkeypatch):
-    import dataclasses
-
-    tiny = dataclasses.replace(
-        recipe.RECIPES["tiny"], time_minutes=0.01, time_context_noise=0.2, binding_steps=0
-    )
-    monkeypatch.setitem(recipe.RECIPES, "tiny_time", tiny)
-    model_dir = recipe.run("tiny_time", tmp_path, progress=False, log=lambda *_: None)
-    assert model_dir == tmp_path / "time"
-    cfg = modeldir.read_config(model_dir)
-    steps = json.loads((model_dir / "steps.json").read_text())["steps"]
-    assert cfg.references and cfg.training["dit_train"]["step"] == steps
-    assert cfg.training["dit_train"]["objective"]["ref_p"] == tiny.time_ref_p
-    # the third stage's record is kept beside the fourth's
-    assert cfg.training["dit_train_before"]["step"] == tiny.dit_steps
-    assert load(model_dir).generate("a red circle", frames=1, steps=2, seed=0).frames.shape[0] == 1
-    weights = (model_dir / "dit.safetensors").read_bytes()
-    recipe.run("tiny_time", tmp_path, progress=False, log=lambda *_: None)  # finished: nothing more
-    assert (model_dir / "dit.safetensors").read_bytes() == weights
