@@ -315,7 +315,10 @@ def test_a_users_layout_is_followed_and_refused_where_it_cannot_be(tmp_path):
     kw = {"width": 32, "height": 32, "steps": 2, "seed": 0, "expand": False, "seconds": 1}
     v = m.generate(caption, layout=paths, **kw)
     assert v.metadata["layout"][0]["words"] == "a red circle"
-    assert v.metadata["layout"][0]["keyframes"][-1]["box"][0] == pytest.approx(0.8)
+    # recorded every latent frame the clip shows, each where the path is at that time
+    keys = v.metadata["layout"][0]["keyframes"]
+    assert len(keys) == len(range(0, len(v.frames), 4)) >= 2
+    assert [k["box"][0] for k in keys] == pytest.approx([0.8 * k["t"] for k in keys])
     with pytest.raises(ValueError, match="names 3 objects"):
         m.generate(caption, layout=paths * 3, **kw)
     (tmp_path / "plain").mkdir()
