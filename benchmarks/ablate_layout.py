@@ -35,7 +35,7 @@ ARMS = ("control", "layout", "ground", "objects")
 
 
 def judge(model_dir: Path, n: int, long_n: int, oracle: bool = False) -> dict:
-    from nanosora import evaluate
+    from nanosora.evaluation import evaluate
     from nanosora.model import load
 
     m = load(model_dir)
@@ -50,7 +50,7 @@ def judge(model_dir: Path, n: int, long_n: int, oracle: bool = False) -> dict:
 
 def judge_text_only(model_dir: Path, n: int) -> dict:
     """A layout model with its planner off: does the text-only path still hold?"""
-    from nanosora import evaluate
+    from nanosora.evaluation import evaluate
     from nanosora.model import load
 
     m = load(model_dir)
@@ -64,8 +64,8 @@ def oracle_plans(m) -> None:
     detailed caption the expander writes is remembered with its scene, and the model's plan
     of that caption is the scene's exact boxes. A measurement of the renderer alone (how much
     of a layout model's score the planner loses); generation itself never does this."""
-    from nanosora.planner import Plan
-    from nanosora.text import sentences
+    from nanosora.networks.planner import Plan
+    from nanosora.networks.text import sentences
     from nanosora.world import caption as world_caption
     from nanosora.world.layout import object_sentences, scene_boxes
 
@@ -168,9 +168,9 @@ def main() -> None:
     from nanosora import device
     from nanosora.model import default_model_path
     from nanosora.modeldir import read_config
-    from nanosora.text import TextEncoder
-    from nanosora.train_binding import BindingConfig, objective, train_binding, train_planner_into
-    from nanosora.train_dit import step_seconds
+    from nanosora.networks.text import TextEncoder
+    from nanosora.training.train_binding import BindingConfig, objective, train_binding, train_planner_into
+    from nanosora.training.train_dit import step_seconds
 
     shipped = default_model_path()
     base = read_config(shipped)
@@ -204,7 +204,7 @@ def main() -> None:
         for d in args.judge:
             record(f"as is: {d}", {"validation": judge(Path(d), args.n, args.long_n)})
         return
-    from nanosora.cache import LatentCache
+    from nanosora.training.cache import LatentCache
 
     source = LatentCache(args.cache)
     times = {}
@@ -263,9 +263,9 @@ def main() -> None:
 def planner_accuracy(path: Path, base) -> dict:
     """The planner on captions of scenes it never saw (another seed)."""
     from nanosora.modeldir import load_weights
-    from nanosora.planner import PLANNER_PRESETS, Planner
-    from nanosora.text import TextEncoder
-    from nanosora.train_planner import accuracy, make_data
+    from nanosora.networks.planner import PLANNER_PRESETS, Planner
+    from nanosora.networks.text import TextEncoder
+    from nanosora.training.train_planner import accuracy, make_data
     from nanosora.world.heldout import exclusions
 
     planner = load_weights(path, Planner(PLANNER_PRESETS["default"])).eval()

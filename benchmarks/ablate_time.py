@@ -45,7 +45,7 @@ ARMS = {
 
 def objective(arm: str):
     """The arm's objective: the shipped one with reference frames and context noise."""
-    from nanosora.train_dit import DiTTrainConfig
+    from nanosora.training.train_dit import DiTTrainConfig
 
     a = ARMS[arm]
     return DiTTrainConfig(cpu_bf16=True, ref_p=a["time_ref_p"], context_noise=a["time_context_noise"])
@@ -54,9 +54,9 @@ def objective(arm: str):
 def train_arm(arm: str, source, steps: int, out: Path) -> Path:
     """The shipped model's transformer fine-tuned for `steps` on `source` (a cache with
     reference frames) with the arm's objective; the run folder becomes a model directory."""
-    from nanosora import train
     from nanosora.model import default_model_path
-    from nanosora.train_dit import finetune_start, train_dit
+    from nanosora.training import train
+    from nanosora.training.train_dit import finetune_start, train_dit
 
     model, run = default_model_path(), out / f"run_{arm}"
     base = finetune_start(model, run, True)
@@ -68,7 +68,7 @@ def train_arm(arm: str, source, steps: int, out: Path) -> Path:
 
 
 def judge(model_dir: Path, n: int, short_n: int) -> dict:
-    from nanosora import evaluate
+    from nanosora.evaluation import evaluate
     from nanosora.model import load
 
     m = load(model_dir)
@@ -80,7 +80,7 @@ def judge(model_dir: Path, n: int, short_n: int) -> dict:
 def noise_reuse():
     """FreeNoise's noise reuse, patched into the sampler for a measurement: window k > 0 starts
     from window 0's noise with its latent frames shuffled (seeded by k)."""
-    from nanosora import flow, timeline
+    from nanosora.generation import flow, timeline
 
     real_noise, real_seed = flow.get_noise, timeline.window_seed
 
@@ -118,10 +118,10 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     record = recorder(args.json)
 
-    from nanosora.cache import LatentCache
     from nanosora.model import default_model_path
     from nanosora.modeldir import read_config
-    from nanosora.train_dit import step_seconds
+    from nanosora.training.cache import LatentCache
+    from nanosora.training.train_dit import step_seconds
 
     source = LatentCache(args.cache) if args.arms else None
     dit_cfg = read_config(default_model_path()).dit

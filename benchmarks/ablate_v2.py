@@ -65,7 +65,7 @@ VARIANTS = {
 
 
 def dit_config(v: Variant, source):
-    from nanosora.dit import DIT_PRESETS
+    from nanosora.networks.dit import DIT_PRESETS
 
     base = dataclasses.replace(
         DIT_PRESETS["default"], latent_channels=source.latent_channels, text_dim=source.text_dim
@@ -82,8 +82,8 @@ def with_sentence_tokens(cache_dir: Path, out: Path) -> Path:
     from safetensors.torch import save_file
 
     from nanosora.atomic import atomic_path
-    from nanosora.cache import _pad_half
-    from nanosora.text import TextEncoder
+    from nanosora.networks.text import TextEncoder
+    from nanosora.training.cache import _pad_half
 
     out.mkdir(parents=True, exist_ok=True)
     enc = TextEncoder(sentence_tokens=True)
@@ -103,9 +103,10 @@ def with_sentence_tokens(cache_dir: Path, out: Path) -> Path:
 
 
 def train_variant(name: str, v: Variant, source, steps: int, out: Path) -> Path:
-    from nanosora import cache, modelconfig, modeldir, train
+    from nanosora import modelconfig, modeldir
     from nanosora.model import default_model_path
-    from nanosora.train_dit import DiTTrainConfig, train_dit
+    from nanosora.training import cache, train
+    from nanosora.training.train_dit import DiTTrainConfig, train_dit
 
     torch._dynamo.reset()  # each variant compiles afresh (the cache is shared by all DiTs)
     run = out / f"run_{name}"
@@ -131,7 +132,8 @@ def train_variant(name: str, v: Variant, source, steps: int, out: Path) -> Path:
 def val_loss(run: Path, val, clips: int = 128) -> dict:
     """Flow-matching loss of the EMA weights on (the first `clips` of each bucket of) the
     validation cache, at fixed times and noise, text to video (no given frames)."""
-    from nanosora import flow, modeldir
+    from nanosora import modeldir
+    from nanosora.generation import flow
 
     dit = modeldir.load_dit(run).eval()
     out = {}
@@ -157,7 +159,8 @@ def raw_model(run: Path) -> Path:
     """The run's final raw (not averaged) weights as a model directory, run/raw. A run of a
     few hundred steps has an EMA (decay 0.999) that still holds a large share of the
     initial weights (0.999^800 = 45%), which would judge the EMA's lag, not the design."""
-    from nanosora import checkpoint, modeldir
+    from nanosora import modeldir
+    from nanosora.training import checkpoint
 
     raw = run / "raw"
     raw.mkdir(exist_ok=True)
@@ -171,7 +174,7 @@ def raw_model(run: Path) -> Path:
 
 
 def world(run: Path, n: int) -> dict:
-    from nanosora import evaluate
+    from nanosora.evaluation import evaluate
     from nanosora.model import load
 
     res = evaluate.run(load(run), SUITES, n=n, progress=False, validation=True)
@@ -195,8 +198,8 @@ def main() -> None:
     ap.add_argument("--train-only", action="store_true", help="train and record, judge later with --raw")
     args = ap.parse_args()
 
-    from nanosora.cache import LatentCache
-    from nanosora.train_dit import DiTTrainConfig, step_seconds
+    from nanosora.training.cache import LatentCache
+    from nanosora.training.train_dit import DiTTrainConfig, step_seconds
 
     out = Path(args.out)
     caches = {False: Path(args.cache), True: None}
@@ -250,7 +253,7 @@ def main() -> None:
         run = train_variant(name, v, src, steps, out)
         took = time.perf_counter() - t0
         cfg = dit_config(v, src)
-        from nanosora.dit import count_params
+        from nanosora.networks.dit import count_params
 
         row = {
             "what": v.what,

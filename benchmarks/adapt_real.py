@@ -31,10 +31,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nanosora import cache, data, device, lora, modeldir, train, video
+from nanosora import device, modeldir, video
 from nanosora.model import default_model_path, load
-from nanosora.train_dit import DiTTrainConfig, train_dit
-from nanosora.train_lora import train_lora
+from nanosora.networks import lora
+from nanosora.training import cache, data, train
+from nanosora.training.train_dit import DiTTrainConfig, train_dit
+from nanosora.training.train_lora import train_lora
 
 HERE = Path(__file__).resolve().parent
 CHUNK = 25  # steps per resumed chunk
@@ -86,7 +88,7 @@ def histogram(frames: np.ndarray) -> np.ndarray:
 
 
 def latent_stats(vae, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from nanosora.vae import frames_to_tensor
+    from nanosora.networks.vae import frames_to_tensor
 
     with torch.inference_mode():
         z = vae.encode(frames_to_tensor(frames))[0]

@@ -27,10 +27,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 
 def measure(preset: str = "default", batch: int = 32) -> dict:
-    from nanosora import routed, train
     from nanosora.device import cpu_has_bf16
-    from nanosora.dit import DIT_PRESETS
+    from nanosora.networks import routed
+    from nanosora.networks.dit import DIT_PRESETS
     from nanosora.plan import matmul_peak
+    from nanosora.training import train
 
     torch.manual_seed(0)
     cfg = DIT_PRESETS[preset]

@@ -1,7 +1,7 @@
 """int8 back ends side by side: torch.ao's dynamic quantization against torchao's.
 
 The shipped model generates the default 2 s clip (64x64, default settings) in float32 and
-with the transformer's linear layers in int8 by each back end (nanosora.quant). The runs are
+with the transformer's linear layers in int8 by each back end (nanosora.networks.quant). The runs are
 interleaved, round by round, so that a slow moment of the machine falls on every variant
 alike. Reported: the median seconds, their ratios to float32, and how far each int8 clip is
 from the float32 one of the same seed (mean absolute pixel difference, 0-255).

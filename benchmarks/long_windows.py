@@ -41,7 +41,7 @@ def _classes(checks) -> tuple[str | None, str | None]:
 
 
 def measure(model_dir: str) -> dict:
-    from nanosora import evaluate
+    from nanosora.evaluation import evaluate
     from nanosora.model import load
     from nanosora.world.score import score
 

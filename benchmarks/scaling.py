@@ -25,8 +25,10 @@ def main() -> None:
     ap.add_argument("--plot")
     args = ap.parse_args()
 
-    from nanosora import evaluate, modeldir, plan, train
+    from nanosora import modeldir, plan
+    from nanosora.evaluation import evaluate
     from nanosora.model import load
+    from nanosora.training import train
 
     run = Path(args.run)
     cfg = load(run).dit.cfg

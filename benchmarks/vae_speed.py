@@ -24,7 +24,7 @@ from common import params, peak_rss_mb, timed, wan_vae_at_most
 def memory_child(seconds: float) -> None:
     """Run in a subprocess: stream-encode and stream-decode a clip, print peak RSS in MB."""
     from nanosora.config import VAE_PRESETS
-    from nanosora.vae import VideoVAE
+    from nanosora.networks.vae import VideoVAE
 
     torch.manual_seed(0)
     vae = VideoVAE(VAE_PRESETS["default"]).eval()
@@ -55,7 +55,7 @@ def main() -> None:
         return
 
     from nanosora.config import VAE_PRESETS
-    from nanosora.vae import VideoVAE
+    from nanosora.networks.vae import VideoVAE
 
     torch.manual_seed(0)
     ours = VideoVAE(VAE_PRESETS["default"]).eval()

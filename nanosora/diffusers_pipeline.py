@@ -33,10 +33,10 @@ except ImportError as e:  # the export and the pipeline need diffusers; nanosora
 
 from nanosora import modelconfig, modeldir
 from nanosora.config import VAEConfig, from_dict, to_dict
-from nanosora.dit import DiT, DiTConfig
-from nanosora.guided import GuidedDiT
-from nanosora.planner import Planner, PlannerConfig
-from nanosora.request import DEFAULT_GUIDANCE, DEFAULT_STEPS, GenerationRequest, Sampling
+from nanosora.generation.request import DEFAULT_GUIDANCE, DEFAULT_STEPS, GenerationRequest, Sampling
+from nanosora.networks.dit import DiT, DiTConfig
+from nanosora.networks.guided import GuidedDiT
+from nanosora.networks.planner import Planner, PlannerConfig
 
 # the files the remote-code route loads, named in model_index.json as [file stem, class]
 PIPELINE_FILE = "pipeline_nanosora"
@@ -69,7 +69,7 @@ class NanoSoraVAE(ModelMixin, ConfigMixin):
 
     @register_to_config
     def __init__(self, vae: dict | None = None):
-        from nanosora.vae import VideoVAE
+        from nanosora.networks.vae import VideoVAE
 
         super().__init__()
         self.net = VideoVAE(from_dict(VAEConfig, vae or {}))
@@ -110,7 +110,7 @@ class NanoSoraPipeline(DiffusionPipeline):
     def nanosora_model(self):
         """The nanosora Model these components make (built once, on first use)."""
         from nanosora.model import Model
-        from nanosora.text import TextEncoder
+        from nanosora.networks.text import TextEncoder
 
         if self._model is None:
             d = dict(self.config.nanosora)

@@ -22,11 +22,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nanosora import __version__, expand, guided, modeldir, modes, pipeline, vocabulary
+from nanosora import __version__, modeldir, vocabulary
+from nanosora.generation import expand, modes, pipeline
+from nanosora.generation.modes import as_frames, resize
+from nanosora.generation.request import GenerationRequest, clip_frames, frames_for
+from nanosora.generation.timeline import Timeline
 from nanosora.modelconfig import ModelConfig
-from nanosora.modes import as_frames, resize
-from nanosora.request import GenerationRequest, clip_frames, frames_for
-from nanosora.timeline import Timeline
+from nanosora.networks import guided
 from nanosora.video import Video
 
 
@@ -37,7 +39,7 @@ def default_model_path() -> Path:
 def adapter_specs(lora) -> dict[str, tuple[str, float]]:
     """LoRA adapters as load() takes them -> {name: (file, scale)}; the name is the file's
     folder (or file) name, made unique."""
-    from nanosora.lora import parse_spec
+    from nanosora.networks.lora import parse_spec
 
     out: dict[str, tuple[str, float]] = {}
     if isinstance(lora, dict):  # named: {name: "FILE[:SCALE]" or (file, scale)}
@@ -95,7 +97,7 @@ class Model:
 
     def plan(self, caption: str, aspect: float, seconds: float):
         """The planner's layout for a caption (planner.Plan), or None for a model without one."""
-        from nanosora import planner
+        from nanosora.networks import planner
 
         if self.planner is None:
             return None
@@ -104,7 +106,7 @@ class Model:
     def user_plan(self, paths, planned):
         """A request's own layout as a plan (user_layout.py), refused for a model that does
         not read layouts or for more objects than the planner finds in the caption."""
-        from nanosora import user_layout
+        from nanosora.generation import user_layout
 
         if self.planner is None:
             raise ValueError(
@@ -119,7 +121,7 @@ class Model:
         return user_layout.plan_of(paths, self.text_encoder)
 
     def encode_text(self, texts: list[str]):
-        from nanosora.text import pad
+        from nanosora.networks.text import pad
 
         return pad(self.text_encoder.encode_tokens(texts))
 
@@ -295,24 +297,24 @@ class Model:
 
     def lora_scales(self) -> dict[str, float]:
         """The active LoRA adapters by name, with their scales."""
-        from nanosora import lora
+        from nanosora.networks import lora
 
         return lora.scales(self.dit)
 
     def use_lora(self, scales: dict[str, float]) -> None:
         """Make exactly these loaded adapters active, at these scales ({}: the base model)."""
-        from nanosora import lora
+        from nanosora.networks import lora
 
         lora.activate(self.dit, scales)
 
     def fuse_lora(self) -> None:
         """Fold the active adapters into the transformer's weights (sampling as fast as the base)."""
-        from nanosora import lora
+        from nanosora.networks import lora
 
         lora.fuse(self.dit)
 
     def unfuse_lora(self) -> None:
-        from nanosora import lora
+        from nanosora.networks import lora
 
         lora.unfuse(self.dit)
 
@@ -340,7 +342,7 @@ def load(
     a (file, scale) pair, or a list of them; each is active at its scale (Model.use_lora
     changes that), and with int8 or compile they are fused into the weights first."""
     from nanosora import device
-    from nanosora.text import TextEncoder
+    from nanosora.networks.text import TextEncoder
 
     if int8 and bf16:
         raise ValueError("int8 and bf16 are two alternative precisions: choose one")
@@ -350,7 +352,7 @@ def load(
     vae = modeldir.load_vae(path)
     dit = modeldir.load_dit(path)
     if lora:
-        from nanosora import lora as lora_mod
+        from nanosora.networks import lora as lora_mod
 
         base = lora_mod.base_sha256(path)
         for name, (file, scale) in adapter_specs(lora).items():
@@ -358,7 +360,7 @@ def load(
         if int8 or compile:  # quantizing or compiling the adapter layers would be wasted work
             lora_mod.fuse(dit)
     if int8:
-        from nanosora import quant
+        from nanosora.networks import quant
 
         dit = quant.int8(dit, int8 if isinstance(int8, str) else quant.DEFAULT)
     if bf16:

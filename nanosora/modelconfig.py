@@ -15,8 +15,8 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from nanosora.config import VAEConfig, from_dict, to_dict
-from nanosora.dit import DiTConfig
-from nanosora.planner import PlannerConfig
+from nanosora.networks.dit import DiTConfig
+from nanosora.networks.planner import PlannerConfig
 
 FORMAT = 1
 # records of the runs that made a model (settings, steps): kept as written, for the card

@@ -88,7 +88,7 @@ def load_weights(path: str | Path, module: torch.nn.Module) -> torch.nn.Module:
 
 
 def load_vae(folder: str | Path):
-    from nanosora.vae import VideoVAE
+    from nanosora.networks.vae import VideoVAE
 
     vcfg = read_config(folder).vae
     with torch.device("meta"):
@@ -109,8 +109,8 @@ def latent_stats(vae, vcfg):
 def new_dit(cfg: ModelConfig):
     """The transformer a model config describes, freshly initialised: a DiT (a
     routed.RoutedDiT if it routes tokens), or a guided.GuidedDiT for a guidance-distilled model."""
-    from nanosora import routed
-    from nanosora.guided import GuidedDiT
+    from nanosora.networks import routed
+    from nanosora.networks.guided import GuidedDiT
 
     return GuidedDiT(cfg.dit) if cfg.guidance_distilled else routed.new(cfg.dit)
 
@@ -126,7 +126,7 @@ def load_dit(folder: str | Path):
 
 def load_planner(folder: str | Path):
     """The model directory's layout planner (planner.safetensors; config.json's 'planner')."""
-    from nanosora.planner import Planner
+    from nanosora.networks.planner import Planner
 
     cfg = read_config(folder)
     if cfg.planner is None:
@@ -157,7 +157,7 @@ def export(
     if name is not None:
         cfg = dataclasses.replace(cfg, name=name)
     if checkpoint is not None:
-        from nanosora import checkpoint as ckpt
+        from nanosora.training import checkpoint as ckpt
 
         state = ckpt.load(checkpoint)  # checks its checksum
         ema = {k.removeprefix("shadow."): v for k, v in state["ema"].items()}

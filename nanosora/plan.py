@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass
 
 from nanosora.config import DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_UNTIL, VAE_PRESETS, VAEConfig
-from nanosora.dit import DIT_PRESETS, DiTConfig
+from nanosora.networks.dit import DIT_PRESETS, DiTConfig
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def vae_flops(cfg: VAEConfig, frames: int, height: int, width: int, decode: bool
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from nanosora.vae import VideoVAE
+    from nanosora.networks.vae import VideoVAE
 
     f0, h0, w0 = 1 + cfg.time_factor, 2 * cfg.space_factor, 2 * cfg.space_factor
     with torch.device("meta"):
@@ -120,7 +120,7 @@ def windows(job: Job) -> list[int]:
     """Frame counts of the windows that make the clip (timeline.py's plan, with nothing given)."""
     import numpy as np
 
-    from nanosora import timeline
+    from nanosora.generation import timeline
 
     frames = int(round(job.seconds * job.fps)) + 1
     frames = 1 + job.vae.time_factor * max(0, round((frames - 1) / job.vae.time_factor))
@@ -131,7 +131,7 @@ def windows(job: Job) -> list[int]:
 
 def guided_steps(job: Job, tokens: int) -> int:
     """How many of a window's steps run every guidance pass (the sampler's own schedule)."""
-    from nanosora import flow
+    from nanosora.generation import flow
 
     if job.passes == 1:
         return job.steps
@@ -167,7 +167,7 @@ def generation_flops(job: Job) -> dict:
 def generation_memory_gb(job: Job, bytes_per_value: int = 4) -> float:
     """Weights plus the live activations of one window's forward pass (no attention matrix is
     kept: SDPA streams it) plus one decoded chunk: a planning figure, not a promise."""
-    from nanosora.dit import count_params
+    from nanosora.networks.dit import count_params
 
     p = count_params(job.dit)
     pt, ph, pw = job.dit.patch

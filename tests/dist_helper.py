@@ -7,9 +7,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from nanosora import train  # noqa: E402
-from nanosora.dit import DIT_PRESETS  # noqa: E402
-from nanosora.train_dit import train_dit  # noqa: E402
+from nanosora.networks.dit import DIT_PRESETS  # noqa: E402
+from nanosora.training import train  # noqa: E402
+from nanosora.training.train_dit import train_dit  # noqa: E402
 from tests.helpers import FakeCache  # noqa: E402
 
 if __name__ == "__main__":

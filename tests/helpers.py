@@ -9,6 +9,9 @@ import torch
 class FakeCache:
     """A latent cache in memory: fixed latents and text embeddings (no encoder needed)."""
 
+    has_layouts = False
+    has_references = False
+
     def __init__(self, n=4, shape=(4, 3, 4, 4), seed=0):
         g = torch.Generator().manual_seed(seed)
         self.latents = torch.randn(n, *shape, generator=g)
@@ -38,8 +41,8 @@ def make_tiny_model(out, window: int = 9):
     samples vary): enough to run every generation mode quickly."""
     from nanosora import modelconfig, modeldir
     from nanosora.config import VAE_PRESETS
-    from nanosora.dit import DIT_PRESETS, DiT
-    from nanosora.vae import VideoVAE
+    from nanosora.networks.dit import DIT_PRESETS, DiT
+    from nanosora.networks.vae import VideoVAE
 
     torch.manual_seed(0)
     vae, dit = VideoVAE(VAE_PRESETS["tiny"]), fill_zeros(DiT(DIT_PRESETS["tiny"]), 0.02)

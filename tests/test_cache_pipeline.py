@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from nanosora import cache, data, modeldir, train
+from nanosora import modeldir
 from nanosora.config import VAE_PRESETS
-from nanosora.dit import DIT_PRESETS, DiT
 from nanosora.model import load
-from nanosora.train_dit import train_dit
-from nanosora.train_vae import train_vae
+from nanosora.networks.dit import DIT_PRESETS, DiT
+from nanosora.training import cache, data, train
+from nanosora.training.train_dit import train_dit
+from nanosora.training.train_vae import train_vae
 
 BUCKETS = (data.Bucket(32, 32, 5, 1.0), data.Bucket(64, 32, 1, 1.0))
 
@@ -143,7 +144,7 @@ def test_dit_trains_on_the_fly_without_a_cache(model_dir, tmp_path):
 
 
 def test_missing_text_encoder_is_a_clear_error(tmp_path):
-    from nanosora.text import TextEncoderError, resolve
+    from nanosora.networks.text import TextEncoderError, resolve
 
     with pytest.raises(TextEncoderError, match="not a local transformers model folder"):
         resolve(str(tmp_path / "no-such-model"))

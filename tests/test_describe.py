@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nanosora import expand
+from nanosora.generation import expand
 from nanosora.model import load
 from nanosora.world import describe
 from nanosora.world.parse import scene_from_prompt

@@ -7,12 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from nanosora import cli, guided, modeldir, pipeline, train
-from nanosora.distill import DistillConfig, distill_loss, draw_scales, student_of, train_distill
-from nanosora.dit import DIT_PRESETS, DiT
-from nanosora.guided import GuidedDiT
+from nanosora import cli, modeldir
+from nanosora.generation import pipeline
+from nanosora.generation.request import Sampling
 from nanosora.model import load
-from nanosora.request import Sampling
+from nanosora.networks import guided
+from nanosora.networks.dit import DIT_PRESETS, DiT
+from nanosora.networks.guided import GuidedDiT
+from nanosora.training import train
+from nanosora.training.distill import DistillConfig, distill_loss, draw_scales, student_of, train_distill
 from tests.helpers import FakeCache, fill_zeros, make_tiny_model
 
 

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from nanosora import device, flow, pipeline, train
-from nanosora.dit import (
+from nanosora import device
+from nanosora.generation import flow, pipeline
+from nanosora.networks.dit import (
     DIT_PRESETS,
     DiT,
     DiTConfig,
@@ -21,7 +22,9 @@ from nanosora.dit import (
     rope_rotation,
     rope_split,
 )
-from nanosora.train_dit import MASK_MODES, DiTTrainConfig, dit_loss, frame_mask, pad_width, train_dit
+from nanosora.training import train
+from nanosora.training.objective import MASK_MODES, dit_loss, frame_mask, pad_width
+from nanosora.training.train_dit import DiTTrainConfig, train_dit
 from tests.helpers import FakeCache, fill_zeros
 
 
@@ -270,7 +273,7 @@ def test_dit_resume_is_exact(tmp_path):
 
 
 def test_text_dropout_uses_the_empty_prompt():
-    from nanosora.train_dit import noised_batch
+    from nanosora.training.objective import noised_batch
 
     cache = FakeCache()
     m = tiny()
@@ -400,7 +403,7 @@ def test_compile_without_a_cpp_compiler_is_refused_clearly(tmp_path, monkeypatch
 
 def _routed_tiny(keep=0.5):
     torch.manual_seed(0)
-    from nanosora import routed
+    from nanosora.networks import routed
 
     m = routed.new(dataclasses.replace(DIT_PRESETS["tiny"], patch=(1, 1, 1), route=(1, 2), route_keep=keep))
     assert isinstance(m, routed.RoutedDiT)
@@ -410,7 +413,7 @@ def _routed_tiny(keep=0.5):
 
 
 def test_routing_every_token_is_the_full_model_and_routing_some_changes_only_routed_blocks():
-    from nanosora.routed import route_indices
+    from nanosora.networks.routed import route_indices
 
     m = _routed_tiny()
     x, t = torch.randn(2, 4, 2, 4, 4), torch.rand(2)
@@ -459,7 +462,7 @@ def test_a_routed_model_trains_and_resumes_exactly(tmp_path):
 
 
 def test_ema_warms_up_with_the_step():
-    from nanosora.train_dit import EMA
+    from nanosora.training.train_dit import EMA
 
     m = torch.nn.Linear(2, 2, bias=False)
     torch.nn.init.zeros_(m.weight)

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from nanosora import cli, expand, video, vocabulary
+from nanosora import cli, video, vocabulary
+from nanosora.generation import expand
 from nanosora.world.score import score
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,7 +96,7 @@ BATCHES = [(d, a) for d, a in GENERATES if "--batch" in a]
 def test_documented_batch_files_are_requests_read_before_any_model(tmp_path, monkeypatch, doc, args):
     import numpy as np
 
-    from nanosora.cli_generate import read_batch
+    from nanosora.cli.generate import read_batch
 
     monkeypatch.chdir(tmp_path)
     video.Video(np.zeros((17, 64, 64, 3), np.uint8), 8, {}).save("red.mp4")  # the README's first clip

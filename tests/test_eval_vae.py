@@ -7,16 +7,17 @@ import json
 import pytest
 import torch
 
-from nanosora import cli, train
+from nanosora import cli
 from nanosora.config import VAE_PRESETS
-from nanosora.eval_vae import evaluate, flatland_clips, table
-from nanosora.train_vae import train_vae
+from nanosora.evaluation.eval_vae import evaluate, flatland_clips, table
+from nanosora.training import train
+from nanosora.training.train_vae import train_vae
 
 
 @pytest.fixture(scope="module")
 def vae_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("vae")
-    from nanosora import data
+    from nanosora.training import data
 
     cfg = train.TrainConfig(steps=1, batch=1, lr=1e-3, warmup=1, ckpt_every=1)
     train_vae(d, VAE_PRESETS["tiny"], cfg, buckets=(data.Bucket(32, 32, 1),), progress=False)

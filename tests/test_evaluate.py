@@ -1,7 +1,7 @@
 """The world benchmark's suites: a validation split apart from the benchmark, three objects,
 and the strict integrity figure beside every pass rate."""
 
-from nanosora import evaluate
+from nanosora.evaluation import evaluate
 
 
 def test_validation_split_shares_no_case_with_the_benchmark():
@@ -64,7 +64,8 @@ def test_a_later_shot_must_keep_the_size_it_was_introduced_with():
 def test_suite_names_are_those_made_and_the_cli_lists_them(capsys):
     import pytest
 
-    from nanosora import cli, evaluate
+    from nanosora import cli
+    from nanosora.evaluation import evaluate
 
     assert tuple(evaluate.suites(1)) == evaluate.SUITE_NAMES
     assert tuple(evaluate.suites(1, validation=True)) == evaluate.SUITE_NAMES

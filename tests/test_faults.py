@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 import torch
 
-from nanosora import checkpoint, cli, modeldir, video
-from nanosora.dit import DIT_PRESETS
-from nanosora.train_dit import train_dit
+from nanosora import cli, modeldir, video
+from nanosora.networks.dit import DIT_PRESETS
+from nanosora.training import checkpoint
+from nanosora.training.train_dit import train_dit
 from tests.helpers import FakeCache, make_tiny_model
 from tests.kill_helper import CONFIG
 

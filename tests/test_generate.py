@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from nanosora import cli, pipeline, timeline, video
-from nanosora.conditioning import Conditioning
+from nanosora import cli, video
 from nanosora.config import DEFAULT_GUIDANCE_UNTIL
+from nanosora.generation import pipeline, timeline
+from nanosora.generation.request import Sampling
 from nanosora.model import load
-from nanosora.request import Sampling
+from nanosora.networks.conditioning import Conditioning
 from tests.helpers import make_tiny_model
 
 

@@ -6,8 +6,9 @@ import dataclasses
 import pytest
 import torch
 
-from nanosora.dit import DIT_PRESETS, DiT
-from nanosora.grounding import (
+from nanosora.networks.dit import DIT_PRESETS, DiT
+from nanosora.networks.layout import Layout
+from nanosora.training.grounding import (
     Grounding,
     cross_loss,
     grounding_losses,
@@ -15,8 +16,8 @@ from nanosora.grounding import (
     self_loss,
     token_objects,
 )
-from nanosora.layout import Layout
-from nanosora.train_dit import DiTTrainConfig, check_objective, dit_loss
+from nanosora.training.objective import check_objective, dit_loss
+from nanosora.training.train_dit import DiTTrainConfig
 from tests.helpers import FakeCache
 
 LAYOUT_DIT = dataclasses.replace(DIT_PRESETS["tiny"], layout=True)
@@ -30,7 +31,7 @@ CAPTION = (
 def tokenizer():
     from transformers import AutoTokenizer
 
-    from nanosora import text
+    from nanosora.networks import text
 
     return AutoTokenizer.from_pretrained(str(text.resolve(None)), local_files_only=True)
 

@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from nanosora import cache, data, modeldir
-from nanosora.conditioning import Conditioning
-from nanosora.dit import DIT_PRESETS, DiT
-from nanosora.layout import Layout, latent_boxes
-from nanosora.train_dit import DiTTrainConfig, check_objective, noised_batch
+from nanosora import modeldir
+from nanosora.networks.conditioning import Conditioning
+from nanosora.networks.dit import DIT_PRESETS, DiT
+from nanosora.networks.layout import Layout, latent_boxes
+from nanosora.training import cache, data
+from nanosora.training.objective import check_objective, noised_batch
+from nanosora.training.train_dit import DiTTrainConfig
 from nanosora.world.layout import clip_layout, object_sentences
 from nanosora.world.scene import Obj, Scene, Shot
 from tests.helpers import FakeCache, fill_zeros, make_tiny_model
@@ -69,7 +71,7 @@ def test_flatland_boxes_follow_the_motion_and_the_shots():
 
 def test_the_cache_holds_each_clips_boxes_and_object_sentences(tmp_path):
     from nanosora.config import VAE_PRESETS
-    from nanosora.vae import VideoVAE
+    from nanosora.networks.vae import VideoVAE
 
     torch.manual_seed(0)
     vae = VideoVAE(VAE_PRESETS["tiny"])
@@ -81,7 +83,7 @@ def test_the_cache_holds_each_clips_boxes_and_object_sentences(tmp_path):
     lat, _, _, captions = lc.batch(4, 0, 1)
     layout = lc.layouts(4, 0, 1)
     assert layout.boxes.shape[:3] == (4, layout.emb.shape[1], lat.shape[2])
-    from nanosora.text import sentences
+    from nanosora.networks.text import sentences
 
     for i, cap in enumerate(captions):  # one embedding and a box track per object sentence
         n = len(object_sentences(sentences(cap)))
@@ -154,8 +156,8 @@ def test_training_drops_the_layout_with_the_text_and_for_its_own_share():
 
 
 def test_a_layout_model_trains_and_its_loss_falls(tmp_path):
-    from nanosora import train
-    from nanosora.train_dit import train_dit
+    from nanosora.training import train
+    from nanosora.training.train_dit import train_dit
 
     cfg = train.TrainConfig(steps=30, batch=4, lr=3e-3, warmup=2, ckpt_every=30, log_every=1)
     train_dit(tmp_path, LAYOUT_DIT, cfg, LayoutCache(n=4), DiTTrainConfig(layout_dropout=0.0), progress=False)
@@ -169,16 +171,16 @@ def test_a_layout_model_trains_and_its_loss_falls(tmp_path):
 
 @pytest.fixture(scope="module")
 def planner_data():
-    from nanosora.text import TextEncoder
-    from nanosora.train_planner import make_data
+    from nanosora.networks.text import TextEncoder
+    from nanosora.training.train_planner import make_data
 
     return make_data(40, TextEncoder(), seed=0, progress=False)
 
 
 def test_the_planner_learns_which_sentences_are_objects_and_where_they_are(tmp_path, planner_data):
-    from nanosora import train
-    from nanosora.planner import PLANNER_PRESETS
-    from nanosora.train_planner import accuracy, train_planner
+    from nanosora.networks.planner import PLANNER_PRESETS
+    from nanosora.training import train
+    from nanosora.training.train_planner import accuracy, train_planner
 
     d = planner_data
     assert 0 < d.is_object.mean() < 1 and d.seen.any()
@@ -194,7 +196,7 @@ def test_the_planner_learns_which_sentences_are_objects_and_where_they_are(tmp_p
 def _layout_model(tmp_path: Path) -> Path:
     """The tiny model with a layout-reading transformer (random layout weights) and a planner
     whose object head says yes to every sentence."""
-    from nanosora.planner import PLANNER_PRESETS, Planner
+    from nanosora.networks.planner import PLANNER_PRESETS, Planner
 
     path = make_tiny_model(tmp_path, window=9)
     cfg = modeldir.read_config(path)
@@ -271,7 +273,7 @@ def test_generation_plans_with_the_learned_planner_alone_in_every_mode(tmp_path,
 
 
 def test_a_users_layout_is_checked_field_by_field():
-    from nanosora.request import GenerationRequest
+    from nanosora.generation.request import GenerationRequest
 
     good = [{"words": "a red circle", "keyframes": [{"t": 0, "box": [0.1, 0.1, 0.3, 0.3]}]}]
     req = GenerationRequest(prompt="a red circle", layout=good)
@@ -297,8 +299,8 @@ def test_a_users_layout_is_checked_field_by_field():
 
 
 def test_a_users_layout_is_followed_and_refused_where_it_cannot_be(tmp_path):
+    from nanosora.generation.user_layout import parse, plan_of
     from nanosora.model import load
-    from nanosora.user_layout import parse, plan_of
 
     paths = parse(
         [

@@ -10,8 +10,9 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from nanosora import cli, lora, modeldir, video
+from nanosora import cli, modeldir, video
 from nanosora.model import load
+from nanosora.networks import lora
 from nanosora.world.parse import scene_from_prompt
 from nanosora.world.render import render
 from tests.helpers import make_tiny_model
@@ -124,7 +125,7 @@ def test_train_lora_resumes_exactly_and_generates_with_it(base, clips, tmp_path,
     common += ["--steps", "4", "--batch", "2", "--ckpt-every", "2"]
     assert cli.main([*common, "--out", str(tmp_path / "whole")]) == 0
     # an interrupted run (stopped after its first checkpoint) resumed by the same command
-    from nanosora import train as train_mod
+    from nanosora.training import train as train_mod
 
     real = train_mod.run
     calls = []

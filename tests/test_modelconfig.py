@@ -8,8 +8,8 @@ import pytest
 
 from nanosora import modelconfig, modeldir
 from nanosora.config import VAE_PRESETS
-from nanosora.dit import DIT_PRESETS
 from nanosora.model import default_model_path, load
+from nanosora.networks.dit import DIT_PRESETS
 from tests.helpers import make_tiny_model
 
 

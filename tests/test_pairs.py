@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from nanosora import data
-from nanosora.cache import DIT_BUCKETS
+from nanosora.training import data
+from nanosora.training.cache import DIT_BUCKETS
 from nanosora.world import spec
 from nanosora.world.render import render
 from nanosora.world.sample import colour_swapped, sample_scene

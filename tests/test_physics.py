@@ -87,7 +87,7 @@ def test_camera_pan():
 def test_scene_object_counts_follow_objects_p():
     import numpy as np
 
-    from nanosora.data import make_source
+    from nanosora.training.data import make_source
     from nanosora.world.sample import sample_scene
 
     rng = np.random.default_rng(0)

@@ -11,8 +11,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from nanosora import cli, plan
-from nanosora.dit import DIT_PRESETS, DiT
-from nanosora.guided import GuidedDiT
+from nanosora.networks.dit import DIT_PRESETS, DiT
+from nanosora.networks.guided import GuidedDiT
 
 
 @pytest.mark.parametrize(

@@ -1,12 +1,13 @@
-"""int8 transformers (nanosora.quant): each back end stays close to float32, unknown ones are refused."""
+"""int8 transformers (nanosora.networks.quant): each back end stays close to float32; unknown ones
+are refused."""
 
 import copy
 
 import pytest
 import torch
 
-from nanosora import quant
-from nanosora.dit import DIT_PRESETS, DiT
+from nanosora.networks import quant
+from nanosora.networks.dit import DIT_PRESETS, DiT
 from tests.helpers import fill_zeros
 
 

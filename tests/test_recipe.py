@@ -2,8 +2,9 @@
 
 import json
 
-from nanosora import device, modeldir, recipe
+from nanosora import device, modeldir
 from nanosora.model import load
+from nanosora.training import recipe
 from nanosora.world.heldout import exclusions
 
 
@@ -46,8 +47,8 @@ def test_tiny_recipe_makes_a_model_and_a_rerun_changes_nothing(tmp_path, monkeyp
 
 
 def test_a_time_budget_is_measured_once_and_kept(tmp_path):
-    from nanosora.dit import DIT_PRESETS
-    from nanosora.train_dit import DiTTrainConfig
+    from nanosora.networks.dit import DIT_PRESETS
+    from nanosora.training.train_dit import DiTTrainConfig
     from tests.helpers import FakeCache
 
     cfg, src, d = DIT_PRESETS["tiny"], FakeCache(), DiTTrainConfig()

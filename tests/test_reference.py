@@ -7,11 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from nanosora import cache, data, modelconfig, modeldir, pipeline, reference
-from nanosora.conditioning import Conditioning
-from nanosora.dit import DIT_PRESETS, DiT
+from nanosora import modelconfig, modeldir
+from nanosora.generation import pipeline, reference
 from nanosora.model import load
-from nanosora.train_dit import DiTTrainConfig, batch_refs, given_weight, noised_batch, train_dit
+from nanosora.networks.conditioning import Conditioning
+from nanosora.networks.dit import DIT_PRESETS, DiT
+from nanosora.training import cache, data
+from nanosora.training.objective import batch_refs, given_weight, noised_batch
+from nanosora.training.train_dit import DiTTrainConfig, train_dit
 from nanosora.world.sample import after_cut, sample_scene
 from tests.helpers import FakeCache, fill_zeros, make_tiny_model
 
@@ -59,7 +62,7 @@ def test_a_reference_frame_is_seen_by_the_transformer_and_is_not_a_given_frame()
 
 def test_the_cache_holds_a_reference_frame_per_clip_and_leaves_the_clips_as_they_were(tmp_path, monkeypatch):
     from nanosora.config import VAE_PRESETS
-    from nanosora.vae import VideoVAE
+    from nanosora.networks.vae import VideoVAE
 
     torch.manual_seed(0)
     vae = VideoVAE(VAE_PRESETS["tiny"])
@@ -139,7 +142,7 @@ def test_context_noise_noises_given_frames_only():
 def test_an_objective_that_cannot_be_trained_is_refused_before_anything_is_written(
     tmp_path, objective, message
 ):
-    from nanosora import train
+    from nanosora.training import train
 
     out = tmp_path / "run"
     with pytest.raises(ValueError, match=message):
@@ -148,7 +151,7 @@ def test_an_objective_that_cannot_be_trained_is_refused_before_anything_is_writt
 
 
 def test_a_model_trained_with_references_says_so(tmp_path):
-    from nanosora import train
+    from nanosora.training import train
 
     (tmp_path / "m").mkdir()
     base = modelconfig.build(modeldir.read_config(make_tiny_model(tmp_path / "m")).vae, name="r")

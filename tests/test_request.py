@@ -6,8 +6,15 @@ import json
 import numpy as np
 import pytest
 
-from nanosora.cli_generate import batch_request
-from nanosora.request import DEFAULT_STRENGTH, GenerationRequest, Sampling, Shot, clip_frames, frames_for
+from nanosora.cli.generate import batch_request
+from nanosora.generation.request import (
+    DEFAULT_STRENGTH,
+    GenerationRequest,
+    Sampling,
+    Shot,
+    clip_frames,
+    frames_for,
+)
 
 CLIP = np.zeros((5, 16, 16, 3), np.uint8)
 
@@ -136,7 +143,7 @@ def test_a_batch_line_is_the_requests_own_json(tmp_path):
 
 def test_media_named_by_path_are_read_relative_to_the_batch_file(tmp_path):
     from nanosora import video
-    from nanosora.request_media import read_media
+    from nanosora.generation.request_media import read_media
 
     clip = np.zeros((5, 32, 32, 3), np.uint8)
     clip[:, 8:16, 8:16] = 255

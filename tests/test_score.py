@@ -133,7 +133,7 @@ def test_integrity_fails_a_melted_object():
 
 
 def test_count_blobs_counts_8_connected_pieces():
-    from nanosora.world.score import count_blobs
+    from nanosora.world.measure import count_blobs
 
     m = np.zeros((2, 8, 8), bool)
     m[0, 1:3, 1:3] = True

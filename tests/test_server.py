@@ -15,8 +15,8 @@ import pytest
 import uvicorn
 
 from nanosora import video
+from nanosora.generation.request import GenerationRequest, Sampling
 from nanosora.model import load
-from nanosora.request import GenerationRequest, Sampling
 from nanosora.server.api import create_app
 from nanosora.server.store import Store
 from tests.helpers import make_tiny_model

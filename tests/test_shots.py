@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from nanosora import cli, expand, pipeline, video
+from nanosora import cli, video
+from nanosora.generation import expand, pipeline
+from nanosora.generation.request import shots_of
 from nanosora.model import load
-from nanosora.request import shots_of
 from tests.helpers import make_tiny_model
 
 

@@ -2,7 +2,7 @@
 
 import torch
 
-from nanosora.text import TextEncoder, sentences
+from nanosora.networks.text import TextEncoder, sentences
 
 
 def test_sentences_split_after_full_stops_only():

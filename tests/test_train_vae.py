@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from nanosora import checkpoint, data, modeldir, train
+from nanosora import modeldir
 from nanosora.config import VAE_PRESETS
-from nanosora.train_vae import train_vae
+from nanosora.training import checkpoint, data, train
+from nanosora.training.train_vae import train_vae
 
 SMALL = (data.Bucket(32, 32, 5, 1.0), data.Bucket(64, 32, 1, 1.0))
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from nanosora.config import VAE_PRESETS
-from nanosora.vae import CausalTimeConv, VideoVAE, check_frames
+from nanosora.networks.vae import CausalTimeConv, VideoVAE, check_frames
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +123,7 @@ def test_bad_latent_shape_is_refused(vae):
 def test_ssim_matches_scikit_image():
     from skimage.metrics import structural_similarity
 
-    from nanosora.metrics import psnr, ssim
+    from nanosora.evaluation.metrics import psnr, ssim
 
     rng = np.random.default_rng(0)
     a = rng.random((40, 48, 3))

@@ -9,7 +9,7 @@ import secrets
 from fastapi import Request
 
 from nanosora.config import DEFAULT_GUIDANCE
-from nanosora.request import MAX_GUIDANCE, MAX_LORA_SCALE, MAX_SECONDS, GenerationRequest, Sampling
+from nanosora.generation.request import MAX_GUIDANCE, MAX_LORA_SCALE, MAX_SECONDS, GenerationRequest, Sampling
 from nanosora.server.errors import APIError
 from nanosora.server.settings import MAX_SIDE, MAX_STEPS, Settings
 from nanosora.world.spec import MAX_FPS, MIN_FPS
@@ -62,7 +62,7 @@ def parse_seconds(seconds, default: str = "4") -> str:
 def layout_field(v):
     """A request's own layout (user_layout.py): a JSON list, or its text in a form; checked
     field by field, the error naming the field."""
-    from nanosora import user_layout
+    from nanosora.generation import user_layout
 
     if isinstance(v, str):
         try:

@@ -10,7 +10,7 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
-from nanosora.request import DEFAULT_STRENGTH, GenerationRequest
+from nanosora.generation.request import DEFAULT_STRENGTH, GenerationRequest
 from nanosora.server.errors import APIError
 from nanosora.server.fields import base_params, body_of, make_request, parse_seconds, parse_size, text_field
 from nanosora.server.media import found, image_input, video_input

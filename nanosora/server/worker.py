@@ -8,7 +8,7 @@ import threading
 import traceback
 from collections.abc import Callable
 
-from nanosora.request import GenerationRequest
+from nanosora.generation.request import GenerationRequest
 from nanosora.server.store import Store
 
 log = logging.getLogger("nanosora.server")

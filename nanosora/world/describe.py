@@ -17,9 +17,9 @@ import numpy as np
 
 from nanosora.world import spec
 from nanosora.world.language import normalise
+from nanosora.world.measure import estimate_background, measure
 from nanosora.world.parse import ObjectSpec, PromptError, parse_prompt, scene_from_prompt
 from nanosora.world.scene import Scene
-from nanosora.world.score import estimate_background, measure
 
 # a clip's object counts as moving above this speed (frame fractions a second): well under
 # the world's linear speed, well over the jitter of a still object's measured centre

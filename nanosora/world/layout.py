@@ -13,7 +13,7 @@ import re
 
 import numpy as np
 
-from nanosora.layout import latent_boxes
+from nanosora.networks.layout import latent_boxes
 from nanosora.world import spec
 from nanosora.world.scene import Obj, Scene, camera_offset, object_track, shot_bounds
 

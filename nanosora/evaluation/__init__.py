@@ -1,0 +1,2 @@
+"""Evaluation: the benchmark run and scoring of a model, the autoencoder's evaluation, and
+image-quality metrics."""
