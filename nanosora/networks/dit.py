@@ -23,6 +23,7 @@ from torch import nn
 
 from nanosora.generation import reference
 from nanosora.networks.conditioning import Conditioning
+from nanosora.networks.layout import region_mask
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,10 @@ class DiTConfig:
     # initialised projection, added to the tokens its box covers; a model without it ignores
     # a layout it is given.
     layout: bool = False
+    # Regional cross-attention (layout.region_mask): with a layout that names each object's
+    # words, a token inside an object's box reads only that object's words and the shared
+    # ones. Read at sampling; a layout without words leaves attention whole.
+    regions: bool = False
 
     @property
     def routes(self) -> bool:
@@ -73,6 +78,8 @@ class DiTConfig:
             raise ValueError(f"route {self.route} must be two block indices 0 <= start < end <= depth")
         if not 0 < self.route_keep <= 1:
             raise ValueError(f"route_keep {self.route_keep} must be in (0, 1]")
+        if self.regions and not self.layout:
+            raise ValueError("regions bound attention by a layout: a config with regions needs layout")
         if self.depth < 1 or self.latent_channels < 1 or self.text_dim < 1:
             raise ValueError(f"invalid DiT config: {self}")
 
@@ -192,10 +199,10 @@ class CrossAttention(nn.Module):
         return self.k_norm(k.float()), v
 
     def forward(self, x, kv, ctx_mask, maps: bool = False):
-        """x (B, N, D), kv from keys_values, ctx_mask (B, L) bool -> (output, head-averaged
-        weights if `maps` else None)."""
+        """x (B, N, D), kv from keys_values, ctx_mask (B, L) or per token (B, N, L) bool ->
+        (output, head-averaged weights if `maps` else None)."""
         q = self.q_norm(rearrange(self.q(x), "b n (h d) -> b h n d", h=self.heads).float())
-        m = ctx_mask[:, None, None, :]
+        m = ctx_mask[:, None] if ctx_mask.ndim == 3 else ctx_mask[:, None, None, :]
         o, w = attention_with_map(q, *kv, mask=m) if maps else (attention(q, *kv, mask=m), None)
         return self.out(rearrange(o, "b h n d -> b n (h d)")), w
 
@@ -345,6 +352,7 @@ class DiT(nn.Module):
         inp = torch.cat([x, m, given], 1)
         tokens = rearrange(inp, "b c (t pt) (h ph) (w pw) -> b (t h w) (c pt ph pw)", pt=pt, ph=ph, pw=pw)
         x_tok = self.patch_in(tokens)  # (B, N, D)
+        cov = None
         if cond.layout is not None and self.layout_proj is not None:
             cov = cond.layout.coverage((gt, gh, gw), pt).to(x_tok.dtype)  # (B, K, N)
             objs = self.layout_proj(cond.layout.emb.to(x_tok.dtype))  # (B, K, D)
@@ -354,6 +362,8 @@ class DiT(nn.Module):
             if text_mask is None:
                 raise ValueError("text_mask is needed with text embeddings (or pass a TextContext)")
             text = self.text_context(text, text_mask, keys_values=False)
+        if self.cfg.regions and cov is not None and cond.layout.words is not None:
+            text = text._replace(mask=region_mask(cov, cond.layout.words.to(cov.device), text.mask))
         c_vec = self.t_embed(timestep_embedding(t)) + text.pooled  # (B, D)
         if vec is not None:
             c_vec = c_vec + vec

@@ -6,6 +6,12 @@ adds each object's projected sentence embedding to the tokens its box covers, we
 how much of each token's cell the box covers. Two objects then start as two local problems
 of one object each, which the transformer already solves.
 
+A layout may also say which text tokens are each object's words (`words`). A transformer
+with regions (dit.DiTConfig.regions) then bounds its cross-attention by it: a token inside
+an object's box reads that object's words and the caption's shared words, never another
+object's (regional attention, as in MIGC and Bounded Attention, arXiv 2403.16990), so a
+square's word cannot round the circle beside it.
+
 Boxes are (x0, y0, x1, y1) in fractions of the frame; an empty box (x1 <= x0) is an object
 out of view in that frame. Layouts come from the learned planner (planner.py), from the
 user (a request's `layout`), or, in training only, from Flatland (world.layout).
@@ -23,6 +29,8 @@ import torch
 class Layout:
     emb: torch.Tensor  # (B, K, text_dim): each object's sentence, embedded alone and mean-pooled
     boxes: torch.Tensor  # (B, K, T, 4): its box in each latent frame, frame fractions
+    # (B, K, L) 0/1: which of the caption's text tokens are each object's words; None: unknown
+    words: torch.Tensor | None = None
 
     def __post_init__(self):
         if self.emb.ndim != 3 or self.boxes.ndim != 4 or self.boxes.shape[-1] != 4:
@@ -35,29 +43,39 @@ class Layout:
                 f"layout emb {tuple(self.emb.shape)} and boxes {tuple(self.boxes.shape)} differ in "
                 "batch or objects"
             )
+        if self.words is not None and (self.words.ndim != 3 or self.words.shape[:2] != self.emb.shape[:2]):
+            raise ValueError(
+                f"layout words {tuple(self.words.shape)} must be (B, K, L) for emb {tuple(self.emb.shape)}"
+            )
 
     @property
     def frames(self) -> int:
         return self.boxes.shape[2]
 
     def rows(self, idx) -> Layout:
-        return Layout(self.emb[idx], self.boxes[idx])
+        return Layout(self.emb[idx], self.boxes[idx], None if self.words is None else self.words[idx])
 
     def repeat(self, k: int) -> Layout:
-        return Layout(self.emb.repeat(k, 1, 1), self.boxes.repeat(k, 1, 1, 1))
+        words = None if self.words is None else self.words.repeat(k, 1, 1)
+        return Layout(self.emb.repeat(k, 1, 1), self.boxes.repeat(k, 1, 1, 1), words)
 
     def to(self, device) -> Layout:
-        return Layout(self.emb.to(device), self.boxes.to(device))
+        return Layout(
+            self.emb.to(device), self.boxes.to(device), None if self.words is None else self.words.to(device)
+        )
+
+    def with_words(self, words: torch.Tensor | None) -> Layout:
+        return Layout(self.emb, self.boxes, words)
 
     def prepend_empty(self, r: int) -> Layout:
         """r empty frames before the layout's (reference frames hold no one in particular)."""
         b, k = self.boxes.shape[:2]
-        return Layout(self.emb, torch.cat([self.boxes.new_zeros(b, k, r, 4), self.boxes], 2))
+        return Layout(self.emb, torch.cat([self.boxes.new_zeros(b, k, r, 4), self.boxes], 2), self.words)
 
     def dropped(self, drop: torch.Tensor) -> Layout:
         """The layout with the rows where `drop` (B,) is True emptied (layout dropout)."""
         keep = (~drop.to(self.boxes.device)).to(self.boxes.dtype)[:, None, None, None]
-        return Layout(self.emb, self.boxes * keep)
+        return Layout(self.emb, self.boxes * keep, self.words)
 
     def coverage(self, grid: tuple[int, int, int], time_patch: int = 1) -> torch.Tensor:
         """(B, K, N): the share of each token's cell that each object's box covers, for a token
@@ -78,6 +96,23 @@ class Layout:
         cov = overlap(y0, y1, gh)[..., :, None] * overlap(x0, x1, gw)[..., None, :]  # (B, K, T, gh, gw)
         cov = cov.unflatten(2, (gt, time_patch)).mean(3)  # (B, K, gt, gh, gw)
         return cov.flatten(2)
+
+
+def region_mask(cov: torch.Tensor, words: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+    """(B, N, L) bool: which text tokens each video token may attend to. cov (B, K, N) each
+    object's coverage of each token, words (B, K, L) each object's text tokens, text_mask
+    (B, L). A token inside an object's box reads that object's words and every word that is
+    no object's (the caption's shared sentences, [CLS], [SEP]); a token no object with words
+    covers reads the whole caption. Two boxes that overlap on a token both reach it."""
+    length = text_mask.shape[1]
+    w = words[..., :length].to(torch.bool)
+    if w.shape[-1] < length:
+        w = torch.cat([w, w.new_zeros(*w.shape[:2], length - w.shape[-1])], -1)
+    inside = (cov > 0) & w.any(-1, keepdim=True)  # (B, K, N): covered by an object that has words
+    own = torch.einsum("bkn,bkl->bnl", inside.float(), w.float()) > 0
+    shared = ~w.any(1)  # (B, L)
+    free = ~inside.any(1)  # (B, N)
+    return text_mask[:, None, :].bool() & (shared[:, None, :] | own | free[:, :, None])
 
 
 def latent_boxes(boxes: np.ndarray, latent_frames: int, time_factor: int) -> np.ndarray:

@@ -137,13 +137,16 @@ class Plan:
     boxes_at: Callable[
         [np.ndarray], np.ndarray
     ]  # times (M,) in seconds -> (K, M, 4) boxes, empty out of view
+    # (K, L) 0/1: each object's tokens of the caption (text.span_tokens); None: not known
+    words: torch.Tensor | None = None
 
     def layout(self, times: np.ndarray, time_factor: int) -> Layout:
         """The layout of a window whose frames stand at `times` (seconds from the caption's
         start): each latent frame's box the union of its frames' boxes."""
         boxes = self.boxes_at(np.asarray(times, dtype=np.float64))
         lat = latent_boxes(boxes, 1 + (len(times) - 1) // time_factor, time_factor)
-        return Layout(self.emb[None].float(), torch.from_numpy(lat)[None])
+        words = None if self.words is None else self.words[None]
+        return Layout(self.emb[None].float(), torch.from_numpy(lat)[None], words)
 
     def to_json(self, times: np.ndarray) -> list[dict]:
         """The plan as data, per object: its words and its box at each of `times`."""
@@ -186,4 +189,7 @@ def plan(planner: Planner, encoder, caption: str, aspect: float, seconds: float)
         boxes[seen <= 0] = 0.0
         return boxes.numpy()
 
-    return Plan(words, emb, boxes_at)
+    from nanosora.networks.text import span_tokens
+
+    tokens_of = span_tokens(encoder.tokenizer, caption, words, encoder.max_tokens) if words else None
+    return Plan(words, emb, boxes_at, tokens_of)

@@ -51,6 +51,30 @@ def sentences(text: str) -> list[str]:
     return [s for s in (p.strip() for p in _SENTENCE_END.split(text)) if s]
 
 
+def span_tokens(
+    tokenizer, text: str, parts: list[str], max_tokens: int, length: int | None = None
+) -> torch.Tensor:
+    """(len(parts), L) 0/1: which of `text`'s tokens (as the encoder tokenises it, [CLS] first,
+    truncated at max_tokens) fall inside each of `parts`, substrings of `text` found in order.
+    Found by character offsets, so it holds for any wording; a part not in the text marks none."""
+    offsets = tokenizer(text, truncation=True, max_length=max_tokens, return_offsets_mapping=True)[
+        "offset_mapping"
+    ]
+    n = len(offsets) if length is None else length
+    out = torch.zeros(len(parts), n)
+    at = 0
+    for k, part in enumerate(parts):
+        start = text.find(part, at)
+        if start < 0:
+            continue
+        lo, hi = start, start + len(part)
+        at = hi
+        for j, (a, b) in enumerate(offsets[:n]):
+            if b > a and lo <= a < hi:
+                out[k, j] = 1.0
+    return out
+
+
 class TextEncoder:
     """encode(list of str) -> (embeddings (B, L, D) float32, mask (B, L) bool).
 

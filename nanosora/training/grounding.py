@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from nanosora.networks.text import sentences
+from nanosora.networks.text import sentences, span_tokens
 
 
 @dataclass(frozen=True)
@@ -41,26 +41,17 @@ class Grounding:
 
 
 def token_objects(tokenizer, captions: list[str], objects: int, length: int, max_tokens: int) -> torch.Tensor:
-    """(B, objects, length) 0/1: for each caption, which of its tokens (as the text encoder
-    tokenised it, [CLS] first) belong to each object's sentence (world.layout.object_sentences:
-    the sentences that introduce an object, in the order the layout lists them). The tokens
-    are found by their character offsets, so it holds for any wording of the sentence."""
+    """(B, objects, length) 0/1: for each caption, which of its tokens (text.span_tokens)
+    belong to each object's sentence (world.layout.object_sentences: the sentences that
+    introduce an object, in the order the layout lists them)."""
     from nanosora.world.layout import object_sentences
 
     out = torch.zeros(len(captions), objects, length)
-    tok = tokenizer(captions, truncation=True, max_length=max_tokens, return_offsets_mapping=True)
     for i, caption in enumerate(captions):
         parts = sentences(caption)
-        spans, at = [], 0
-        for s in parts:  # each sentence's characters, found in order
-            start = caption.find(s, at)
-            spans.append((start, start + len(s)))
-            at = start + len(s)
-        for k, si in enumerate(object_sentences(parts)[:objects]):
-            lo, hi = spans[si]
-            for j, (a, b) in enumerate(tok["offset_mapping"][i][:length]):
-                if b > a and lo <= a < hi:
-                    out[i, k, j] = 1.0
+        mine = [parts[si] for si in object_sentences(parts)[:objects]]
+        if mine:
+            out[i, : len(mine)] = span_tokens(tokenizer, caption, mine, max_tokens, length)
     return out
 
 

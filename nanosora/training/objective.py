@@ -267,7 +267,10 @@ def dit_loss(
     refs: reference latents before the clips, layout: their layouts (noised_batch). words
     (B, K, L): each object's text tokens (grounding.token_objects), for the grounding losses
     (cfg.ground_cross, cfg.ground_self), which compare attention with the true layout's boxes
-    whether or not the row was given them."""
+    whether or not the row was given them, and for a transformer with regions
+    (DiTConfig.regions), which trains with its attention bounded as it samples."""
+    if layout is not None and words is not None and dist.unwrap(model).cfg.regions:
+        layout = layout.with_words(words)
     bt = noised_batch(
         model,
         latents,
@@ -313,10 +316,10 @@ def given_weight(frame_mask: torch.Tensor) -> torch.Tensor:
 
 
 def grounding_words(dcfg: DiTTrainConfig, source, cfg: DiTConfig):
-    """For the grounding losses: a function (captions, text width) -> each object's text
-    tokens (B, K, L) (grounding.token_objects, with the tokenizer the cache's text was made
-    with), or None when the objective has none."""
-    if not dcfg.grounds:
+    """For the grounding losses and regional attention: a function (captions, text width) ->
+    each object's text tokens (B, K, L) (grounding.token_objects, with the tokenizer the
+    cache's text was made with), or None when neither needs them."""
+    if not (dcfg.grounds or cfg.regions):
         return None
     from transformers import AutoTokenizer
 

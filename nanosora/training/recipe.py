@@ -87,6 +87,10 @@ class Recipe:
     ground_steps: int = 799
     ground_cross: float = 0.05
     ground_self: float = 0.0
+    # The finished layout model samples with regional cross-attention (DiTConfig.regions,
+    # layout.region_mask): a token inside an object's box reads that object's words only,
+    # with no training of its own (the stages above train without it).
+    regions: bool = True
     seed: int = 0
 
 
@@ -281,6 +285,9 @@ def run(name: str, out: str | Path, progress: bool = True, log=print) -> Path:
         model = train_binding(model, out / "ground", lc, g, dit_cfg.cpu_bf16, compile_dit, progress, planner)
         times["ground_s"] = time.perf_counter() - t
         _spent(out, "ground_s", times["ground_s"])
+    if r.binding_steps and r.regions:
+        cfg = modeldir.read_config(model)
+        modeldir.write_config(model, dataclasses.replace(cfg, dit=dataclasses.replace(cfg.dit, regions=True)))
     spent = ", ".join(f"{k[:-2]} {v / 60:.1f} min" for k, v in times.items())
     log(f"stage wall times (this invocation): {spent}")
     return model

@@ -103,7 +103,8 @@ def train_binding(
 
     planner_cfg = PLANNER_PRESETS[b.planner_preset] if layout else None
     base = dataclasses.replace(finetune_start(model, out, compile), planner=planner_cfg)
-    cfg = dataclasses.replace(base.dit, layout=layout)
+    # a control without layouts has no regions to bound attention by
+    cfg = dataclasses.replace(base.dit, layout=layout, regions=layout and base.dit.regions)
     train_dit(
         out,
         cfg,
