@@ -49,7 +49,13 @@ def test_span_tokens_finds_each_sentence_by_its_characters():
     assert w.shape == (3, len(ids))
     red = tok.convert_ids_to_tokens([i for i, on in zip(ids, w[0].tolist(), strict=True) if on])
     blue = tok.convert_ids_to_tokens([i for i, on in zip(ids, w[1].tolist(), strict=True) if on])
-    assert red == ["a", "red", "circle", "stays", "still", "."] and blue == ["a", "blue", "square", "falls", "."]
+    assert red == ["a", "red", "circle", "stays", "still", "."] and blue == [
+        "a",
+        "blue",
+        "square",
+        "falls",
+        ".",
+    ]
     assert w[2].sum() == 0 and w[:, 0].sum() == 0  # [CLS] is no one's
 
 
@@ -92,7 +98,9 @@ def test_a_planned_layout_carries_each_objects_words(tmp_path):
     assert lay.words is not None and lay.words.shape[:2] == lay.emb.shape[:2]
     # every object's words are tokens of its own sentence, and the shared sentence is no one's
     for k, sentence in enumerate(plan.sentences):
-        assert lay.words[0, k].sum() == span_tokens(m.text_encoder.tokenizer, caption, [sentence], 128).sum() > 0
+        assert (
+            lay.words[0, k].sum() == span_tokens(m.text_encoder.tokenizer, caption, [sentence], 128).sum() > 0
+        )
 
 
 def test_a_transformer_with_regions_trains_with_its_attention_bounded():
