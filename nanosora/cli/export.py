@@ -1,4 +1,5 @@
-"""The `export` command: a model directory in another format (diffusers, int8)."""
+"""The `export` command: a trained run folder into a model directory to ship, or a model into a
+diffusers folder."""
 
 from __future__ import annotations
 

@@ -52,17 +52,18 @@ class Layout:
     def frames(self) -> int:
         return self.boxes.shape[2]
 
+    def _each(self, f) -> Layout:
+        """The layout with f applied to each of its tensors (words too, when known)."""
+        return Layout(f(self.emb), f(self.boxes), None if self.words is None else f(self.words))
+
     def rows(self, idx) -> Layout:
-        return Layout(self.emb[idx], self.boxes[idx], None if self.words is None else self.words[idx])
+        return self._each(lambda x: x[idx])
 
     def repeat(self, k: int) -> Layout:
-        words = None if self.words is None else self.words.repeat(k, 1, 1)
-        return Layout(self.emb.repeat(k, 1, 1), self.boxes.repeat(k, 1, 1, 1), words)
+        return self._each(lambda x: x.repeat(k, *[1] * (x.ndim - 1)))
 
     def to(self, device) -> Layout:
-        return Layout(
-            self.emb.to(device), self.boxes.to(device), None if self.words is None else self.words.to(device)
-        )
+        return self._each(lambda x: x.to(device))
 
     def with_words(self, words: torch.Tensor | None) -> Layout:
         return Layout(self.emb, self.boxes, words)
@@ -105,9 +106,7 @@ def region_mask(cov: torch.Tensor, words: torch.Tensor, text_mask: torch.Tensor)
     no object's (the caption's shared sentences, [CLS], [SEP]); a token no object with words
     covers reads the whole caption. Two boxes that overlap on a token both reach it."""
     length = text_mask.shape[1]
-    w = words[..., :length].to(torch.bool)
-    if w.shape[-1] < length:
-        w = torch.cat([w, w.new_zeros(*w.shape[:2], length - w.shape[-1])], -1)
+    w = torch.nn.functional.pad(words, (0, max(0, length - words.shape[-1])))[..., :length].bool()
     inside = (cov > 0) & w.any(-1, keepdim=True)  # (B, K, N): covered by an object that has words
     own = torch.einsum("bkn,bkl->bnl", inside.float(), w.float()) > 0
     shared = ~w.any(1)  # (B, L)
