@@ -13,7 +13,13 @@ measured step time. The arms differ only in the objective:
   model reads layouts, so this is the control on the shipped objective;
 - ground: layout plus the grounding losses (grounding.py; --ground-cross, --ground-self);
 - objects: layout with the flow loss weighted 1 + --object-weight inside the objects' true
-  boxes (grounding.object_weight), for corners and shapes that the background outweighs.
+  boxes (grounding.object_weight), for corners and shapes that the background outweighs;
+- whole, bound, bound_self (round 11): the shipped stage's objective (layout plus the
+  cross-attention grounding term at --ground-cross, no self term) trained with whole
+  attention (the control: how the shipped weights were trained), with regional
+  cross-attention (DiTConfig.regions, as the shipped model samples), or with regional cross-
+  and self-attention (regions_self). All three are judged sampling with both bounds on (the
+  best sampling of round 11's first measurement).
 
 Each is judged on the validation split only (other prompts and seeds than the benchmark's),
 every suite; `--judge DIR` judges a model directory as it is (the shipped baseline).
@@ -25,13 +31,30 @@ every suite; `--judge DIR` judges a model directory as it is (the shipped baseli
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
 
 from common import recorder
 
-ARMS = ("control", "layout", "ground", "objects")
+ARMS = ("control", "layout", "ground", "objects", "whole", "bound", "bound_self")
+# round 11's arms: the transformer's attention bounds in training, (regions, regions_self)
+BOUNDS = {"whole": (False, False), "bound": (True, False), "bound_self": (True, True)}
+
+
+def with_bounds(model: Path, out: Path, regions: bool, regions_self: bool) -> Path:
+    """A copy of model directory `model` in `out` whose transformer bounds attention as asked
+    (config.json only; the weights are the same)."""
+    import shutil
+
+    from nanosora import modeldir
+
+    shutil.copytree(model, out, dirs_exist_ok=True)
+    cfg = modeldir.read_config(out)
+    dit = dataclasses.replace(cfg.dit, regions=regions, regions_self=regions_self)
+    modeldir.write_config(out, dataclasses.replace(cfg, dit=dit))
+    return out
 
 
 def judge(model_dir: Path, n: int, long_n: int, oracle: bool = False) -> dict:
@@ -163,8 +186,6 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     record = recorder(args.json)
 
-    import dataclasses
-
     from nanosora import device
     from nanosora.model import default_model_path
     from nanosora.modeldir import read_config
@@ -181,8 +202,16 @@ def main() -> None:
 
     weighted = dataclasses.replace(b, object_weight=args.object_weight)
 
+    cross_only = dataclasses.replace(b, ground_cross=args.ground_cross)
+
     def arm_config(arm: str) -> BindingConfig:
-        return {"ground": grounded, "objects": weighted}.get(arm, b)
+        return {"ground": grounded, "objects": weighted, **dict.fromkeys(BOUNDS, cross_only)}.get(arm, b)
+
+    def arm_dit(arm: str):
+        regions, regions_self = BOUNDS.get(arm, (base.dit.regions, base.dit.regions_self))
+        return dataclasses.replace(
+            base.dit, layout=arm != "control", regions=regions, regions_self=regions_self
+        )
 
     if "planner" in args.arms:
         t0 = time.perf_counter()
@@ -216,7 +245,7 @@ def main() -> None:
         ref_steps = int(n)
     if not args.steps:  # in turns, in one process, before any training
         for arm in ([ref] if ref and ref not in arms else []) + arms:
-            cfg = dataclasses.replace(base.dit, layout=arm != "control")
+            cfg = arm_dit(arm)
             times[arm] = step_seconds(
                 cfg, source, b.batch, objective(arm_config(arm), bf16), compile=compile, steps=24
             )
@@ -231,8 +260,11 @@ def main() -> None:
         planner = out / "planner" / "planner.safetensors"
         if not planner.exists():
             planner = shipped / "planner.safetensors"
+        start = shipped
+        if arm in BOUNDS:
+            start = with_bounds(shipped, out / f"start_{arm}", *BOUNDS[arm])
         train_binding(
-            shipped,
+            start,
             run,
             source,
             dataclasses.replace(arm_config(arm), steps=steps),
@@ -250,6 +282,10 @@ def main() -> None:
         }
         if args.match:
             row["matched"] = {"arm": ref, "steps": ref_steps, "step_seconds": round(times[ref], 4)}
+        if arm in BOUNDS:  # judged with both bounds on, however it trained
+            with_bounds(run, run, True, True)
+            row["ground"] = {"cross": args.ground_cross, "self": 0.0}
+            row["trained_bounds"] = dict(zip(("regions", "regions_self"), BOUNDS[arm], strict=True))
         if arm == "ground":
             row["ground"] = {"cross": args.ground_cross, "self": args.ground_self}
         if arm == "objects":

@@ -29,17 +29,14 @@ CAPTION = (
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from transformers import AutoTokenizer
-
     from nanosora.networks import text
 
-    return AutoTokenizer.from_pretrained(str(text.resolve(None)), local_files_only=True)
+    return text.load_tokenizer(text.resolve(None))
 
 
 def test_each_objects_words_are_the_tokens_of_its_own_sentence(tokenizer):
     words = token_objects(tokenizer, [CAPTION], objects=3, length=40, max_tokens=77)
-    ids = tokenizer(CAPTION)["input_ids"]
-    toks = tokenizer.convert_ids_to_tokens(ids)
+    toks = tokenizer.tokens(CAPTION, 77)
 
     def of(k):
         return [toks[j] for j in range(len(toks)) if words[0, k, j] > 0]

@@ -45,10 +45,10 @@ def test_span_tokens_finds_each_sentence_by_its_characters():
     tok = TextEncoder().tokenizer
     caption = "On a black background. A red circle stays still. A blue square falls."
     w = span_tokens(tok, caption, ["A red circle stays still.", "A blue square falls.", "not there"], 128)
-    ids = tok(caption)["input_ids"]
-    assert w.shape == (3, len(ids))
-    red = tok.convert_ids_to_tokens([i for i, on in zip(ids, w[0].tolist(), strict=True) if on])
-    blue = tok.convert_ids_to_tokens([i for i, on in zip(ids, w[1].tolist(), strict=True) if on])
+    toks = tok.tokens(caption, 128)
+    assert w.shape == (3, len(toks))
+    red = [t for t, on in zip(toks, w[0].tolist(), strict=True) if on]
+    blue = [t for t, on in zip(toks, w[1].tolist(), strict=True) if on]
     assert red == ["a", "red", "circle", "stays", "still", "."] and blue == [
         "a",
         "blue",
@@ -124,3 +124,42 @@ def test_a_transformer_with_regions_trains_with_its_attention_bounded():
 
     assert loss(plain, words) == loss(plain, None) == loss(bounded, None) > 0
     assert loss(bounded, words) != loss(bounded, None)
+
+
+def test_self_attention_keeps_one_objects_tokens_from_anothers():
+    from nanosora.networks.layout import self_region_mask
+
+    # 4 tokens: object 0's, object 1's, both objects' (they overlap there), no one's
+    cov = torch.tensor([[[1.0, 0.0, 0.4, 0.0], [0.0, 1.0, 0.6, 0.0]]])
+    words = torch.tensor([[[0.0, 1, 0], [0, 0, 1]]])
+    m = self_region_mask(cov, words)
+    assert m[0].tolist() == [
+        [True, False, True, True],
+        [False, True, True, True],
+        [True, True, True, True],
+        [True, True, True, True],
+    ]
+    # an object without words bounds nothing: every token reads every token
+    assert self_region_mask(cov, torch.zeros_like(words)).all()
+
+
+def test_a_transformer_with_self_regions_changes_only_where_two_objects_have_words():
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(DIT_PRESETS["tiny"], layout=True, regions=True)
+    cross = fill_zeros(DiT(cfg), 0.05).eval()
+    both = DiT(dataclasses.replace(cfg, regions_self=True)).eval()
+    both.load_state_dict(cross.state_dict())
+    x, t = torch.randn(1, 4, 2, 4, 4), torch.tensor([0.5])
+    text, mask = torch.randn(1, 5, 384), torch.ones(1, 5, dtype=torch.bool)
+    words = torch.tensor([[[0.0, 1, 1, 0, 0], [0, 0, 0, 1, 1]]])
+    one = torch.tensor([[[0.0, 1, 1, 0, 0], [0, 0, 0, 0, 0]]])  # the second object has no words
+    with torch.no_grad():
+        lone = Conditioning(layout=_two_objects(one))
+        given = Conditioning(layout=_two_objects(words))
+        torch.testing.assert_close(both(x, t, text, mask, lone), cross(x, t, text, mask, lone))
+        assert not torch.allclose(both(x, t, text, mask, given), cross(x, t, text, mask, given))
+
+
+def test_self_regions_need_regions():
+    with pytest.raises(ValueError, match="needs regions"):
+        DiTConfig(layout=True, regions_self=True).validate()

@@ -23,7 +23,7 @@ from torch import nn
 
 from nanosora.generation import reference
 from nanosora.networks.conditioning import Conditioning
-from nanosora.networks.layout import region_mask
+from nanosora.networks.layout import region_mask, self_region_mask
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,10 @@ class DiTConfig:
     # words, a token inside an object's box reads only that object's words and the shared
     # ones. Read at sampling; a layout without words leaves attention whole.
     regions: bool = False
+    # Regional self-attention too (layout.self_region_mask): a token inside one object's box
+    # does not attend to tokens inside another object's box only (Bounded Attention), against
+    # two objects melting into one where they meet. Needs regions.
+    regions_self: bool = False
 
     @property
     def routes(self) -> bool:
@@ -80,6 +84,8 @@ class DiTConfig:
             raise ValueError(f"route_keep {self.route_keep} must be in (0, 1]")
         if self.regions and not self.layout:
             raise ValueError("regions bound attention by a layout: a config with regions needs layout")
+        if self.regions_self and not self.regions:
+            raise ValueError("regions_self bounds self-attention by the same layout: it needs regions")
         if self.depth < 1 or self.latent_channels < 1 or self.text_dim < 1:
             raise ValueError(f"invalid DiT config: {self}")
 
@@ -175,12 +181,14 @@ class SelfAttention(nn.Module):
         self.k_norm = nn.RMSNorm(dim // heads, eps=1e-6)
         self.out = nn.Linear(dim, dim)
 
-    def forward(self, x, rotation, maps: bool = False):
-        """x (B, N, D) -> (output, head-averaged weights if `maps` else None)."""
+    def forward(self, x, rotation, maps: bool = False, mask=None):
+        """x (B, N, D), mask None or (B, N, N) bool, True where a token may read another ->
+        (output, head-averaged weights if `maps` else None)."""
         q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.heads)
         # norms in fp32 (a no-op without autocast; under bf16 autocast they keep their precision)
         q, k = apply_rope(self.q_norm(q.float()), rotation), apply_rope(self.k_norm(k.float()), rotation)
-        o, w = attention_with_map(q, k, v) if maps else (attention(q, k, v), None)
+        m = None if mask is None else mask[:, None]
+        o, w = attention_with_map(q, k, v, m) if maps else (attention(q, k, v, m), None)
         return self.out(rearrange(o, "b h n d -> b n (h d)")), w
 
 
@@ -220,13 +228,14 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, d))
         self.ada = nn.Linear(d, 6 * d)
 
-    def forward(self, x, c, kv, ctx_mask, rotation, maps: bool = False):
-        """kv: (keys, values), or the text tokens. -> (x, (self (B, N, N), cross (B, N, L))
-        attention weights averaged over heads, each None unless `maps`)."""
+    def forward(self, x, c, kv, ctx_mask, rotation, maps: bool = False, self_mask=None):
+        """kv: (keys, values), or the text tokens; self_mask: None or (B, N, N) bool. -> (x,
+        (self (B, N, N), cross (B, N, L)) attention weights averaged over heads, each None
+        unless `maps`)."""
         if isinstance(kv, torch.Tensor):
             kv = self.cross.keys_values(kv)
         sh1, sc1, g1, sh2, sc2, g2 = self.ada(F.silu(c)).chunk(6, dim=1)
-        a, self_map = self.attn(modulate(self.norm1(x), sh1, sc1), rotation, maps)
+        a, self_map = self.attn(modulate(self.norm1(x), sh1, sc1), rotation, maps, self_mask)
         x = x + g1[:, None] * a
         r, cross_map = self.cross(self.norm_x(x), kv, ctx_mask, maps)
         x = x + r
@@ -282,6 +291,8 @@ class DiT(nn.Module):
     def initialize_weights(self) -> None:
         """Xavier for linear layers; zero for every adaLN modulation and the output layer, so
         each block starts as the identity and the model starts by predicting zero (DiT, 3.2)."""
+        if self.patch_in.weight.is_meta:  # to be filled from a file (modeldir): nothing to draw
+            return
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.xavier_uniform_(m.weight)
@@ -362,13 +373,17 @@ class DiT(nn.Module):
             if text_mask is None:
                 raise ValueError("text_mask is needed with text embeddings (or pass a TextContext)")
             text = self.text_context(text, text_mask, keys_values=False)
+        self_mask = None
         if self.cfg.regions and cov is not None and cond.layout.words is not None:
-            text = text._replace(mask=region_mask(cov, cond.layout.words.to(cov.device), text.mask))
+            words = cond.layout.words.to(cov.device)
+            text = text._replace(mask=region_mask(cov, words, text.mask))
+            if self.cfg.regions_self:
+                self_mask = self_region_mask(cov, words)
         c_vec = self.t_embed(timestep_embedding(t)) + text.pooled  # (B, D)
         if vec is not None:
             c_vec = c_vec + vec
         angles = rope_angles((gt, gh, gw), self.cfg.dim // self.cfg.heads, self.cfg.rope_theta, x.device)
-        x_tok, block_maps = self.run_blocks(x_tok, c_vec, text, angles, maps, **blocks)
+        x_tok, block_maps = self.run_blocks(x_tok, c_vec, text, angles, maps, self_mask, **blocks)
         shift, scale = self.ada_out(F.silu(c_vec)).chunk(2, dim=1)
         out = self.patch_out(modulate(self.norm_out(x_tok), shift, scale))
         v = rearrange(
@@ -376,8 +391,11 @@ class DiT(nn.Module):
         )
         return (v, block_maps) if maps else v
 
-    def run_blocks(self, x_tok, c_vec, text: TextContext, angles, maps: bool = False, **blocks):
-        """The tokens through every block: (tokens, each block's attention maps or None)."""
+    def run_blocks(
+        self, x_tok, c_vec, text: TextContext, angles, maps: bool = False, self_mask=None, **blocks
+    ):
+        """The tokens through every block: (tokens, each block's attention maps or None).
+        self_mask: None or (B, N, N) bool, which tokens each token's self-attention reads."""
         if blocks:
             raise TypeError(
                 f"a {type(self).__name__} takes no {', '.join(sorted(blocks))} (routed.RoutedDiT "
@@ -386,7 +404,7 @@ class DiT(nn.Module):
         rotation = rope_rotation(angles)
         block_maps = []
         for blk, kv in zip(self.blocks, text.kv or [text.ctx] * len(self.blocks), strict=True):
-            x_tok, m = blk(x_tok, c_vec, kv, text.mask, rotation, maps)
+            x_tok, m = blk(x_tok, c_vec, kv, text.mask, rotation, maps, self_mask)
             block_maps.append(m)
         return x_tok, block_maps
 

@@ -114,6 +114,18 @@ def region_mask(cov: torch.Tensor, words: torch.Tensor, text_mask: torch.Tensor)
     return text_mask[:, None, :].bool() & (shared[:, None, :] | own | free[:, :, None])
 
 
+def self_region_mask(cov: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
+    """(B, N, N) bool: which video tokens each video token's self-attention may read. cov
+    (B, K, N) each object's coverage of each token, words (B, K, L) each object's text tokens
+    (an object without words bounds nothing). A token inside some objects' boxes reads the
+    tokens that share one of those objects and the tokens no object covers; a token no object
+    covers reads every token. Across frames alike, so an object still sees itself move."""
+    inside = ((cov > 0) & words.bool().any(-1, keepdim=True)).float()  # (B, K, N)
+    share = torch.einsum("bkn,bkm->bnm", inside, inside) > 0
+    free = inside.sum(1) == 0  # (B, N)
+    return share | free[:, :, None] | free[:, None, :]
+
+
 def latent_boxes(boxes: np.ndarray, latent_frames: int, time_factor: int) -> np.ndarray:
     """Per-pixel-frame boxes (K, T, 4) -> per latent frame (K, T', 4): the union of the boxes
     of the frames each latent frame encodes (frame 0 alone, then groups of `time_factor`)."""

@@ -69,7 +69,11 @@ class Planner(nn.Module):
         d, h = cfg.text_dim, cfg.hidden
         self.embed = nn.Sequential(nn.Linear(d, h), nn.GELU(), nn.Linear(h, h))
         self.attend = nn.Linear(h, cfg.heads)  # each head's weight of a token in its sentence
-        self.position = nn.Embedding(cfg.max_sentences, h)
+        # drawn here, not by nn.Embedding, and not on the meta device, where a normal draw
+        # imports torch's compiler (seconds of a cold start) for weights a file replaces
+        self.position = nn.Embedding(cfg.max_sentences, h, _weight=torch.empty(cfg.max_sentences, h))
+        if not self.position.weight.is_meta:
+            nn.init.normal_(self.position.weight)
         self.clip = nn.Linear(2, h)  # log aspect and log length
         layer = nn.TransformerEncoderLayer(
             h, cfg.heads, 4 * h, dropout=0.0, batch_first=True, norm_first=True

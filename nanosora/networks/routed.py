@@ -30,11 +30,13 @@ class RoutedDiT(DiT):
     """A DiT whose forward also takes route (B, K): the tokens kept in the routed blocks
     (route_indices). Without a route every token goes through every block."""
 
-    def run_blocks(self, x_tok, c_vec, text: TextContext, angles, maps: bool = False, route=None):
+    def run_blocks(
+        self, x_tok, c_vec, text: TextContext, angles, maps: bool = False, self_mask=None, route=None
+    ):
         if route is None:
-            return super().run_blocks(x_tok, c_vec, text, angles, maps)
-        if maps:
-            raise ValueError("attention maps are read over every token: not with routed blocks")
+            return super().run_blocks(x_tok, c_vec, text, angles, maps, self_mask)
+        if maps or self_mask is not None or text.mask.ndim == 3:
+            raise ValueError("routed blocks see a share of the tokens: no attention maps or regions there")
         start, end = self.cfg.route
         rotation = full_rotation = rope_rotation(angles)
         full, block_maps = x_tok, []

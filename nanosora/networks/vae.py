@@ -159,6 +159,8 @@ class VideoVAE(nn.Module):
         """He initialisation for every convolution. PyTorch's default shrinks the signal by
         about 1/sqrt(3) a layer; through 20 layers with no normalisation that left the
         network near zero and training stalled for hundreds of steps."""
+        if next(self.parameters()).is_meta:  # built to be filled from a file: nothing to
+            return  # draw (and on the meta device a random draw imports torch's compiler)
         for m in self.modules():
             if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu", mode="fan_in")

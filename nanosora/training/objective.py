@@ -321,12 +321,10 @@ def grounding_words(dcfg: DiTTrainConfig, source, cfg: DiTConfig):
     cache's text was made with), or None when neither needs them."""
     if not (dcfg.grounds or cfg.regions):
         return None
-    from transformers import AutoTokenizer
-
     from nanosora.networks import text
     from nanosora.training import cache
     from nanosora.world.layout import MAX_OBJECTS
 
     tc = cache.text_config(source)
-    tok = AutoTokenizer.from_pretrained(str(text.resolve(tc.encoder)), local_files_only=True)
+    tok = text.load_tokenizer(text.resolve(tc.encoder))
     return lambda captions, length: token_objects(tok, captions, MAX_OBJECTS, length, tc.max_tokens)
