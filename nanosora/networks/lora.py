@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -176,9 +177,13 @@ def load(
 
 
 def _layers(dit: torch.nn.Module):
-    from peft.tuners.lora import LoraLayer
-
-    return [m for m in dit.modules() if isinstance(m, LoraLayer)]
+    # a module that PEFT has not been imported to make is no LoRA layer: asking without the
+    # import keeps every plain generation (which reports its adapters) from loading PEFT
+    # and transformers, seconds of a cold start
+    peft_lora = sys.modules.get("peft.tuners.lora")
+    if peft_lora is None:
+        return []
+    return [m for m in dit.modules() if isinstance(m, peft_lora.LoraLayer)]
 
 
 def scales(dit: torch.nn.Module) -> dict[str, float]:
