@@ -50,7 +50,8 @@ def with_bounds(model: Path, out: Path, regions: bool, regions_self: bool) -> Pa
 
     from nanosora import modeldir
 
-    shutil.copytree(model, out, dirs_exist_ok=True)
+    if Path(model).resolve() != Path(out).resolve():
+        shutil.copytree(model, out, dirs_exist_ok=True)
     cfg = modeldir.read_config(out)
     dit = dataclasses.replace(cfg.dit, regions=regions, regions_self=regions_self)
     modeldir.write_config(out, dataclasses.replace(cfg, dit=dit))
@@ -128,7 +129,7 @@ def table(results: dict) -> str:
     head = "| model | steps | " + " | ".join(SUITE_LABELS.values()) + " | clips | checks |"
     lines = [head, "|" + "---|" * (len(SUITE_LABELS) + 4)]
     for name, row in results.items():
-        v = row.get("validation", {})
+        v = row.get("validation", {}) if isinstance(row, dict) else {}  # not the protocol's note
         if "single" not in v or "two_objects" not in v:
             continue
         cells = [f"{v[s]['passed']}/{v[s]['total']}" if s in v else "" for s in SUITE_LABELS]

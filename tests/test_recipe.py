@@ -32,6 +32,7 @@ def test_tiny_recipe_makes_a_model_and_a_rerun_changes_nothing(tmp_path, monkeyp
     assert cfg["dit"]["layout"] and cfg["planner"] and (model_dir / "planner.safetensors").is_file()
     # the finished model samples with regional cross-attention; the stages before it do not
     assert cfg["dit"]["regions"] is r.regions is True
+    assert cfg["dit"]["regions_self"] is r.regions_self is True
     assert not json.loads((tmp_path / "binding" / "config.json").read_text())["dit"].get("regions", False)
     # the autoencoder stage runs in bf16 only if the recipe asks and the CPU has it natively
     vae_cfg = modeldir.read_config(tmp_path / "vae")

@@ -65,15 +65,22 @@ def _two_objects(words, frames=2):
     return Layout(emb, boxes, words)
 
 
-def test_a_transformer_with_regions_bounds_attention_only_where_words_are_known():
+def _twins(cfg: DiTConfig, **more):
+    """Two tiny transformers with the same weights, the second with `more` config, and an
+    input: (first, second, x, t, text, mask, each object's words)."""
     torch.manual_seed(0)
-    cfg = dataclasses.replace(DIT_PRESETS["tiny"], layout=True)
-    plain = fill_zeros(DiT(cfg), 0.05).eval()
-    bounded = DiT(dataclasses.replace(cfg, regions=True)).eval()
-    bounded.load_state_dict(plain.state_dict())
+    first = fill_zeros(DiT(cfg), 0.05).eval()
+    second = DiT(dataclasses.replace(cfg, **more)).eval()
+    second.load_state_dict(first.state_dict())
     x, t = torch.randn(1, 4, 2, 4, 4), torch.tensor([0.5])
     text, mask = torch.randn(1, 5, 384), torch.ones(1, 5, dtype=torch.bool)
     words = torch.tensor([[[0.0, 1, 1, 0, 0], [0, 0, 0, 1, 1]]])
+    return first, second, x, t, text, mask, words
+
+
+def test_a_transformer_with_regions_bounds_attention_only_where_words_are_known():
+    cfg = dataclasses.replace(DIT_PRESETS["tiny"], layout=True)
+    plain, bounded, x, t, text, mask, words = _twins(cfg, regions=True)
     with torch.no_grad():
         given = Conditioning(layout=_two_objects(words))
         unknown = Conditioning(layout=_two_objects(None))
@@ -144,14 +151,8 @@ def test_self_attention_keeps_one_objects_tokens_from_anothers():
 
 
 def test_a_transformer_with_self_regions_changes_only_where_two_objects_have_words():
-    torch.manual_seed(0)
     cfg = dataclasses.replace(DIT_PRESETS["tiny"], layout=True, regions=True)
-    cross = fill_zeros(DiT(cfg), 0.05).eval()
-    both = DiT(dataclasses.replace(cfg, regions_self=True)).eval()
-    both.load_state_dict(cross.state_dict())
-    x, t = torch.randn(1, 4, 2, 4, 4), torch.tensor([0.5])
-    text, mask = torch.randn(1, 5, 384), torch.ones(1, 5, dtype=torch.bool)
-    words = torch.tensor([[[0.0, 1, 1, 0, 0], [0, 0, 0, 1, 1]]])
+    cross, both, x, t, text, mask, words = _twins(cfg, regions_self=True)
     one = torch.tensor([[[0.0, 1, 1, 0, 0], [0, 0, 0, 0, 0]]])  # the second object has no words
     with torch.no_grad():
         lone = Conditioning(layout=_two_objects(one))

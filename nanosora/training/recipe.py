@@ -89,8 +89,11 @@ class Recipe:
     ground_self: float = 0.0
     # The finished layout model samples with regional cross-attention (DiTConfig.regions,
     # layout.region_mask): a token inside an object's box reads that object's words only,
-    # with no training of its own (the stages above train without it).
+    # with no training of its own (the stages above train without it); and with regional
+    # self-attention (regions_self, layout.self_region_mask): it reads no token of another
+    # object's box.
     regions: bool = True
+    regions_self: bool = True
     seed: int = 0
 
 
@@ -287,7 +290,8 @@ def run(name: str, out: str | Path, progress: bool = True, log=print) -> Path:
         _spent(out, "ground_s", times["ground_s"])
     if r.binding_steps and r.regions:
         cfg = modeldir.read_config(model)
-        modeldir.write_config(model, dataclasses.replace(cfg, dit=dataclasses.replace(cfg.dit, regions=True)))
+        dit = dataclasses.replace(cfg.dit, regions=True, regions_self=r.regions_self)
+        modeldir.write_config(model, dataclasses.replace(cfg, dit=dit))
     spent = ", ".join(f"{k[:-2]} {v / 60:.1f} min" for k, v in times.items())
     log(f"stage wall times (this invocation): {spent}")
     return model
