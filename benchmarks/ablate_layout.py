@@ -209,9 +209,10 @@ def main() -> None:
         return {"ground": grounded, "objects": weighted, **dict.fromkeys(BOUNDS, cross_only)}.get(arm, b)
 
     def arm_dit(arm: str):
+        layout = arm != "control"  # a control without layouts has no regions to bound by
         regions, regions_self = BOUNDS.get(arm, (base.dit.regions, base.dit.regions_self))
         return dataclasses.replace(
-            base.dit, layout=arm != "control", regions=regions, regions_self=regions_self
+            base.dit, layout=layout, regions=layout and regions, regions_self=layout and regions_self
         )
 
     if "planner" in args.arms:

@@ -42,10 +42,11 @@ def test_the_default_encoder_gives_transformers_tokens_and_embeddings_without_im
     import subprocess
     import sys
 
-    from nanosora.networks.text import _transformers_encoder, resolve
+    from nanosora.networks.text import _transformers_encoder, load_tokenizer, resolve
 
     ours = TextEncoder()
-    tok, model = _transformers_encoder(resolve(None))  # BertModel, as the shipped models were trained
+    # BertModel and its tokenizer, as the shipped models were trained
+    tok, model = load_tokenizer(resolve(None), fast=False), _transformers_encoder(resolve(None))
     ids, mask = tok.batch(CAPTIONS, ours.max_tokens)
     assert ours.tokenizer.batch(CAPTIONS, ours.max_tokens)[0].tolist() == ids.tolist()
     assert ours.tokenizer.offsets(CAPTIONS[0], 128) == tok.offsets(CAPTIONS[0], 128)

@@ -57,8 +57,8 @@ class DiTConfig:
     # ones. Read at sampling; a layout without words leaves attention whole.
     regions: bool = False
     # Regional self-attention too (layout.self_region_mask): a token inside one object's box
-    # does not attend to tokens inside another object's box only (Bounded Attention), against
-    # two objects melting into one where they meet. Needs regions.
+    # attends to no token inside another object's box (Bounded Attention), against two
+    # objects melting into one where they meet. Needs regions.
     regions_self: bool = False
 
     @property

@@ -128,20 +128,18 @@ class TransformersTokenizer:
 
 
 def is_fast_bert(path: Path) -> bool:
-    """Whether bert.py and `tokenizers` can run this folder's encoder, without transformers."""
-    import json
+    """Whether bert.py and `tokenizers` can run this folder's encoder, without transformers:
+    a BERT config bert.py computes exactly (bert.BertConfig.read), a tokenizer.json and
+    safetensors weights."""
+    from nanosora.networks.bert import BertConfig
 
-    try:
-        cfg = json.loads((path / "config.json").read_text())
-    except (OSError, ValueError):
+    if not ((path / "tokenizer.json").is_file() and (path / "model.safetensors").is_file()):
         return False
-    return (
-        cfg.get("model_type") == "bert"
-        and cfg.get("hidden_act") == "gelu"
-        and cfg.get("position_embedding_type", "absolute") == "absolute"
-        and (path / "tokenizer.json").is_file()
-        and (path / "model.safetensors").is_file()
-    )
+    try:
+        BertConfig.read(path / "config.json")
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return True
 
 
 class TextEncoder:
@@ -171,19 +169,14 @@ class TextEncoder:
     ):
         path = resolve(name_or_path)
         try:
-            if is_fast_bert(path):
-                from nanosora.networks.bert import Bert
-
-                self.tokenizer = load_tokenizer(path)
-                self.model = Bert.load(path)
-                self.dim = self.model.config.hidden_size
-            else:
-                self.tokenizer, self.model = _transformers_encoder(path)
-                self.dim = int(self.model.config.hidden_size)
+            fast = is_fast_bert(path)
+            self.tokenizer = load_tokenizer(path, fast)
+            self.model = _bert(path) if fast else _transformers_encoder(path)
         except (OSError, ValueError, RuntimeError, KeyError) as e:
             raise TextEncoderError(f"{path}: could not load a text encoder ({e})") from None
         self.model.requires_grad_(False)
         self.name = DEFAULT if name_or_path in (None, DEFAULT) else str(path)
+        self.dim = int(self.model.config.hidden_size)
         self.max_tokens = max_tokens
         self.sentence_tokens = sentence_tokens
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
@@ -233,9 +226,10 @@ class TextEncoder:
         return pad(self.encode_tokens(texts))
 
 
-def load_tokenizer(path: Path) -> FastTokenizer | TransformersTokenizer:
-    """The tokenizer of an encoder folder (text.resolve's), as TextEncoder loads it."""
-    if is_fast_bert(path):
+def load_tokenizer(path: Path, fast: bool | None = None) -> FastTokenizer | TransformersTokenizer:
+    """The tokenizer of an encoder folder (text.resolve's), as TextEncoder loads it; `fast`:
+    is_fast_bert(path), when the caller has asked already."""
+    if is_fast_bert(path) if fast is None else fast:
         return FastTokenizer(path / "tokenizer.json")
     from transformers import AutoTokenizer
 
@@ -251,16 +245,21 @@ def _quiet_transformers() -> None:
     hf_logging.disable_progress_bar()
 
 
+def _bert(path: Path):
+    from nanosora.networks.bert import Bert
+
+    return Bert.load(path)
+
+
 def _transformers_encoder(path: Path):
-    """(tokenizer, encoder module) of a local transformers folder, offline; an encoder-decoder
-    model (T5) gives its encoder."""
-    from transformers import AutoModel, AutoTokenizer
+    """The encoder module of a local transformers folder, offline; an encoder-decoder model
+    (T5) gives its encoder."""
+    from transformers import AutoModel
 
     _quiet_transformers()
-    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     model = AutoModel.from_pretrained(str(path), local_files_only=True)
     is_enc_dec = getattr(model.config, "is_encoder_decoder", False)
-    return TransformersTokenizer(tokenizer), (model.get_encoder() if is_enc_dec else model).eval()
+    return (model.get_encoder() if is_enc_dec else model).eval()
 
 
 def pad_tokens(x: torch.Tensor, length: int) -> torch.Tensor:
